@@ -1,0 +1,1 @@
+"""Fitboard's service: HTTP API, domain, database layer and the experiment spec."""

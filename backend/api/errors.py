@@ -1,0 +1,56 @@
+"""Domain errors and validation errors to HTTP, in one place, with one error shape."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from backend.errors import Conflict, DomainError, InvalidInput, NotFound
+
+_STATUS = {NotFound: 404, Conflict: 409, InvalidInput: 422}
+
+
+def field_path(loc: Sequence[Any], prefix: Sequence[str] = ()) -> str:
+    """('body', 'spec', 'model', 'layers', 2) -> 'spec.model.layers.2'."""
+    parts = [str(p) for p in (*prefix, *loc)]
+    if parts and parts[0] in {"body", "query", "path", "header"}:
+        parts = parts[1:]
+    # pydantic puts the union member / discriminator tag in the path; users never wrote it
+    return ".".join(p for p in parts if not p.endswith("Spec") and p != "function-after")
+
+
+def validation_body(errors: Sequence[Any], prefix: Sequence[str] = ()) -> dict[str, Any]:
+    items = [
+        {
+            "field": field_path(e["loc"], prefix),
+            "message": str(e["msg"]).removeprefix("Value error, "),
+            "type": e["type"],
+        }
+        for e in errors
+    ]
+    detail = "; ".join(f"{i['field'] or 'body'}: {i['message']}" for i in items)
+    return {"detail": detail, "code": "validation_error", "errors": items}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+        status = next((s for t, s in _STATUS.items() if isinstance(exc, t)), 400)
+        body: dict[str, Any] = {"detail": exc.detail, "code": exc.code}
+        if isinstance(exc, InvalidInput):
+            body["errors"] = [{"field": exc.field, "message": exc.detail, "type": exc.code}]
+        return JSONResponse(body, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(validation_body(exc.errors()), status_code=422)
+
+    @app.exception_handler(ValidationError)
+    async def _spec(_: Request, exc: ValidationError) -> JSONResponse:
+        # raised by services validating a spec they assembled (preset + overrides)
+        return JSONResponse(validation_body(exc.errors(), prefix=("spec",)), status_code=422)

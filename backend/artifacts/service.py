@@ -1,0 +1,48 @@
+"""Register artifacts of a run and find them again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.artifacts.models import Artifact
+from backend.artifacts.store import ArtifactStore
+from backend.errors import NotFound
+from backend.events import service as events
+
+
+def add(
+    session: Session, *, store: ArtifactStore, run_id: int, name: str, kind: str, source: Path
+) -> Artifact:
+    """Copy a file into the store and record it (replacing an artifact of the same name)."""
+    key = f"runs/{run_id}/{name}"
+    size = store.put(key, source)
+    artifact = session.scalar(
+        select(Artifact).where(Artifact.run_id == run_id, Artifact.name == name)
+    ) or Artifact(run_id=run_id, name=name)
+    artifact.kind, artifact.storage_key, artifact.size_bytes = kind, key, size
+    session.add(artifact)
+    events.append(
+        session,
+        run_id=run_id,
+        kind="artifact",
+        data={"name": name, "kind": kind},
+        uid=f"artifact-{name}",
+    )
+    return artifact
+
+
+def list_for_run(session: Session, *, run_id: int) -> list[Artifact]:
+    stmt = select(Artifact).where(Artifact.run_id == run_id).order_by(Artifact.id)
+    return list(session.scalars(stmt))
+
+
+def get(session: Session, *, run_id: int, name: str) -> Artifact:
+    artifact = session.scalar(
+        select(Artifact).where(Artifact.run_id == run_id, Artifact.name == name)
+    )
+    if artifact is None:
+        raise NotFound(f"run {run_id} has no artifact {name!r}")
+    return artifact

@@ -1,0 +1,32 @@
+"""Redis pub/sub: wake live viewers when a run has new events. Best effort, never blocking."""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import lru_cache
+
+import redis
+
+from backend.config import get_settings
+
+log = logging.getLogger(__name__)
+
+
+def channel(run_id: int) -> str:
+    return f"fitboard:run:{run_id}"
+
+
+@lru_cache
+def _client(url: str, pid: int) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+
+
+def notify(run_id: int) -> bool:
+    """Tell live viewers a run has new events; False (and a debug log) when Redis is away."""
+    try:
+        _client(get_settings().redis_url, os.getpid()).publish(channel(run_id), "new")
+        return True
+    except redis.RedisError as exc:
+        log.debug("run %s: could not publish: %s", run_id, exc)
+        return False

@@ -1,0 +1,48 @@
+"""GET /runs/{id}/stream: the live view's Server-Sent Events."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from backend.db.session import session_scope
+from backend.errors import InvalidInput
+from backend.events.stream import event_stream
+from backend.runs import service as runs
+
+router = APIRouter(prefix="/runs/{run_id}", tags=["live"])
+
+
+def _exists(run_id: int) -> None:
+    with session_scope() as session:
+        runs.get(session, run_id)
+
+
+@router.get(
+    "/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "SSE events"}},
+)
+async def stream_run(
+    run_id: int,
+    after: Annotated[int | None, Query(ge=0, description="Send events after this id")] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> StreamingResponse:
+    """Events (metrics, status, train_begin, evaluation, artifact, end), each with an id.
+
+    A client that reconnects with Last-Event-ID gets exactly what it missed."""
+    start = after or 0
+    if last_event_id:
+        try:
+            start = int(last_event_id)
+        except ValueError as exc:
+            raise InvalidInput("Last-Event-ID must be an event id", field="Last-Event-ID") from exc
+    await run_in_threadpool(_exists, run_id)
+    return StreamingResponse(
+        event_stream(run_id, start),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,53 @@
+"""Append to and read from a run's event log."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
+
+from backend.db.upsert import insert_ignore
+from backend.events import bus
+from backend.events.models import RunEvent
+
+_PENDING = "fitboard.runs_with_new_events"
+
+
+def append(
+    session: Session, *, run_id: int, kind: str, data: dict[str, Any], uid: str | None = None
+) -> None:
+    """Add an event; with a uid already used for this run it is a no-op (safe to retry)."""
+    insert_ignore(
+        session,
+        RunEvent.__table__,  # type: ignore[arg-type]
+        [{"run_id": run_id, "uid": uid or uuid.uuid4().hex, "kind": kind, "data": data}],
+    )
+    session.info.setdefault(_PENDING, set()).add(run_id)
+
+
+@event.listens_for(Session, "after_commit")
+def _notify_after_commit(session: Session) -> None:
+    """Live viewers hear of new events only once they are committed."""
+    for run_id in session.info.pop(_PENDING, ()):
+        bus.notify(run_id)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def after(session: Session, *, run_id: int, after_id: int, limit: int = 500) -> list[RunEvent]:
+    stmt = (
+        select(RunEvent)
+        .where(RunEvent.run_id == run_id, RunEvent.id > after_id)
+        .order_by(RunEvent.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def last_id(session: Session, *, run_id: int) -> int:
+    return int(session.scalar(select(func.max(RunEvent.id)).where(RunEvent.run_id == run_id)) or 0)

@@ -1,0 +1,28 @@
+"""Metric points (idempotent on run, key, step) and the latest value of each key."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Float, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.db.base import Base
+
+
+class MetricPoint(Base):
+    __tablename__ = "metric_points"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    # NaN is stored as NULL, +-inf as +-max float: what SQL and JSON can both hold
+    value: Mapped[float | None] = mapped_column(Float)
+    wall_time: Mapped[float] = mapped_column(Float)
+
+
+class LatestMetric(Base):
+    __tablename__ = "latest_metrics"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    step: Mapped[int] = mapped_column(BigInteger)
+    value: Mapped[float | None] = mapped_column(Float)

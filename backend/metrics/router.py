@@ -1,0 +1,59 @@
+"""Metric series of a run, downsampled with a min/max envelope."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from backend.api.deps import SessionDep
+from backend.events import service as events
+from backend.metrics import service as metrics
+from backend.runs import service as runs
+
+router = APIRouter(prefix="/runs/{run_id}", tags=["metrics"])
+
+
+class Series(BaseModel):
+    key: str
+    downsampled: bool
+    count: int
+    steps: list[int]
+    values: list[float | None]
+    min: list[float | None] | None = None
+    max: list[float | None] | None = None
+
+
+class MetricsOut(BaseModel):
+    run_id: int
+    last_event_id: int
+    series: dict[str, Series]
+
+
+@router.get("/metrics", response_model=MetricsOut, response_model_exclude_none=True)
+def get_metrics(
+    run_id: int,
+    session: SessionDep,
+    keys: Annotated[str | None, Query(description="Comma-separated; all keys when omitted")] = None,
+    max_points: Annotated[int, Query(ge=10, le=100_000)] = 2000,
+    min_step: int | None = None,
+    max_step: int | None = None,
+) -> dict[str, Any]:
+    """Series per key. last_event_id: open the live stream after it to continue from here."""
+    runs.get(session, run_id)
+    # read the watermark first: anything newer arrives through the stream (steps may repeat)
+    last_event_id = events.last_id(session, run_id=run_id)
+    wanted = [k for k in keys.split(",") if k] if keys else metrics.keys(session, run_id=run_id)
+    series = {
+        key: metrics.series(
+            session,
+            run_id=run_id,
+            key=key,
+            max_points=max_points,
+            min_step=min_step,
+            max_step=max_step,
+        )
+        for key in wanted
+    }
+    return {"run_id": run_id, "last_event_id": last_event_id, "series": series}

@@ -1,0 +1,145 @@
+"""Write metric batches idempotently; read series downsampled with a min/max envelope."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any, TypedDict
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from backend.db.upsert import insert_ignore, upsert
+from backend.events import service as events
+from backend.metrics.models import LatestMetric, MetricPoint
+
+MAX_FLOAT = sys.float_info.max
+
+
+class Point(TypedDict):
+    key: str
+    step: int
+    value: float | None
+    wall_time: float
+
+
+def sanitize(value: Any) -> float | None:
+    """NaN becomes None, +-inf becomes +-max float; everything else a plain float."""
+    number = float(value)
+    if math.isnan(number):
+        return None
+    if math.isinf(number):
+        return MAX_FLOAT if number > 0 else -MAX_FLOAT
+    return number
+
+
+def record(session: Session, *, run_id: int, points: Sequence[Point], uid: str) -> None:
+    """Store a batch of points and one live event for it; retrying the same uid is a no-op."""
+    if not points:
+        return
+    rows = [
+        {
+            "run_id": run_id,
+            "key": p["key"],
+            "step": int(p["step"]),
+            "value": sanitize(p["value"]) if p["value"] is not None else None,
+            "wall_time": float(p["wall_time"]),
+        }
+        for p in points
+    ]
+    insert_ignore(session, MetricPoint.__table__, rows)  # type: ignore[arg-type]
+    latest: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row["key"] not in latest or latest[row["key"]]["step"] <= row["step"]:
+            latest[row["key"]] = row
+    upsert(
+        session,
+        LatestMetric.__table__,  # type: ignore[arg-type]
+        [{k: r[k] for k in ("run_id", "key", "step", "value")} for r in latest.values()],
+        index_elements=["run_id", "key"],
+        update=["step", "value"],
+        where_newer="step",
+    )
+    data = {"points": [[r["key"], r["step"], r["value"], r["wall_time"]] for r in rows]}
+    events.append(session, run_id=run_id, kind="metrics", data=data, uid=uid)
+
+
+def latest(session: Session, *, run_ids: Iterable[int]) -> dict[int, dict[str, float | None]]:
+    ids = list(run_ids)
+    out: dict[int, dict[str, float | None]] = {run_id: {} for run_id in ids}
+    if not ids:
+        return out
+    for row in session.execute(
+        select(LatestMetric.run_id, LatestMetric.key, LatestMetric.value).where(
+            LatestMetric.run_id.in_(ids)
+        )
+    ):
+        out[row.run_id][row.key] = row.value
+    return out
+
+
+def keys(session: Session, *, run_id: int) -> list[str]:
+    stmt = select(LatestMetric.key).where(LatestMetric.run_id == run_id).order_by(LatestMetric.key)
+    return list(session.scalars(stmt))
+
+
+def series(
+    session: Session,
+    *,
+    run_id: int,
+    key: str,
+    max_points: int,
+    min_step: int | None = None,
+    max_step: int | None = None,
+) -> dict[str, Any]:
+    """One series; above max_points, buckets of steps with first step, mean, min and max."""
+    where = [MetricPoint.run_id == run_id, MetricPoint.key == key]
+    if min_step is not None:
+        where.append(MetricPoint.step >= min_step)
+    if max_step is not None:
+        where.append(MetricPoint.step <= max_step)
+    count, lo, hi = session.execute(
+        select(func.count(), func.min(MetricPoint.step), func.max(MetricPoint.step)).where(*where)
+    ).one()
+    if count <= max_points:
+        rows = session.execute(
+            select(MetricPoint.step, MetricPoint.value).where(*where).order_by(MetricPoint.step)
+        ).all()
+        return {
+            "key": key,
+            "downsampled": False,
+            "count": count,
+            "steps": [r.step for r in rows],
+            "values": [r.value for r in rows],
+        }
+    return _downsample_minmax(
+        session, where=where, key=key, count=count, lo=lo, hi=hi, buckets=max_points
+    )
+
+
+def _downsample_minmax(
+    session: Session, *, where: list[Any], key: str, count: int, lo: int, hi: int, buckets: int
+) -> dict[str, Any]:
+    width = max(1, math.ceil((hi - lo + 1) / buckets))
+    bucket = ((MetricPoint.step - lo) // width).label("bucket")
+    rows = session.execute(
+        select(
+            func.min(MetricPoint.step).label("step"),
+            func.avg(MetricPoint.value).label("mean"),
+            func.min(MetricPoint.value).label("low"),
+            func.max(MetricPoint.value).label("high"),
+        )
+        .where(*where)
+        .group_by(bucket)
+        .order_by(func.min(MetricPoint.step))
+    ).all()
+    return {
+        "key": key,
+        "downsampled": True,
+        "count": count,
+        "steps": [r.step for r in rows],
+        "values": [None if r.mean is None else float(r.mean) for r in rows],
+        "min": [r.low for r in rows],
+        "max": [r.high for r in rows],
+    }

@@ -1,0 +1,31 @@
+"""The experiment spec: one versioned pydantic model shared by the API and the worker.
+
+Pure: imports neither the database nor Keras.
+"""
+
+from backend.spec.model import (
+    CallbackSpec,
+    CompileSpec,
+    DatasetSpec,
+    ExperimentSpec,
+    FitSpec,
+    LayerSpec,
+    ModelSpec,
+    OptimizerSpec,
+    StreamSpec,
+)
+from backend.spec.presets import PRESETS, resolve_spec
+
+__all__ = [
+    "PRESETS",
+    "CallbackSpec",
+    "CompileSpec",
+    "DatasetSpec",
+    "ExperimentSpec",
+    "FitSpec",
+    "LayerSpec",
+    "ModelSpec",
+    "OptimizerSpec",
+    "StreamSpec",
+    "resolve_spec",
+]

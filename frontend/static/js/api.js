@@ -1,0 +1,81 @@
+// Fetch helpers for /api/v1 and the one error shape every page shows.
+
+export const API = "/api/v1";
+
+/** An API call that did not succeed: HTTP status plus the server's {detail, code, errors}. */
+export class ApiError extends Error {
+  constructor({ status, detail, code, errors }) {
+    super(detail);
+    this.name = "ApiError";
+    this.status = status;
+    this.detail = detail;
+    this.code = code;
+    this.errors = Array.isArray(errors) ? errors : [];
+  }
+}
+
+async function errorFrom(response) {
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    // Not JSON (a proxy's HTML page, an empty body): fall back to the status line below.
+  }
+  let detail = body && body.detail;
+  if (Array.isArray(detail)) {
+    // FastAPI's default validation shape, in case a route bypasses the app's handler.
+    detail = detail.map((item) => item.msg || String(item)).join("; ");
+  } else if (detail && typeof detail !== "string") {
+    detail = JSON.stringify(detail);
+  }
+  return new ApiError({
+    status: response.status,
+    detail: detail || `The server answered ${response.status} ${response.statusText}`.trim(),
+    code: (body && body.code) || `http_${response.status}`,
+    errors: body && body.errors,
+  });
+}
+
+/** Call the API; resolves to the parsed JSON body, rejects with ApiError. */
+export async function api(path, { method = "GET", body, signal } = {}) {
+  const init = { method, signal, headers: { Accept: "application/json" } };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(API + path, init);
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    throw new ApiError({
+      status: 0,
+      detail: `Could not reach the Fitboard server (${err.message}).`,
+      code: "network_error",
+    });
+  }
+  if (!response.ok) throw await errorFrom(response);
+  if (response.status === 204) return null;
+  return response.json();
+}
+
+/** A readable one-liner for any error an API call can throw. */
+export function describeError(err) {
+  if (err instanceof ApiError) return err.detail;
+  return `Unexpected error: ${err && err.message ? err.message : String(err)}`;
+}
+
+/**
+ * Show an error in a message box (role="alert"); pass null to clear it.
+ * The text always goes in as text, never as HTML.
+ */
+export function showMessage(box, err, { prefix = "" } = {}) {
+  if (!box) return;
+  if (err == null) {
+    box.hidden = true;
+    box.textContent = "";
+    return;
+  }
+  box.textContent = prefix + (typeof err === "string" ? err : describeError(err));
+  box.hidden = false;
+}

@@ -1,0 +1,1 @@
+"""Fitboard's training side: the Celery worker and the trainer it runs per run."""
