@@ -14,7 +14,7 @@ class MetricPoint(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    # NaN is stored as NULL, +-inf as +-max float: what SQL and JSON can both hold
+    # NaN is stored as NULL, +-inf as +-1e300: what SQL and JSON can both hold
     value: Mapped[float | None] = mapped_column(Float)
     wall_time: Mapped[float] = mapped_column(Float)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, TypedDict
 
@@ -14,7 +13,8 @@ from backend.db.upsert import insert_ignore, upsert
 from backend.events import service as events
 from backend.metrics.models import LatestMetric, MetricPoint
 
-MAX_FLOAT = sys.float_info.max
+# +-inf is stored as +-1e300: SQL and JSON hold it, and sums over buckets cannot overflow
+INF_STANDIN = 1e300
 
 
 class Point(TypedDict):
@@ -25,12 +25,12 @@ class Point(TypedDict):
 
 
 def sanitize(value: Any) -> float | None:
-    """NaN becomes None, +-inf becomes +-max float; everything else a plain float."""
+    """NaN becomes None, +-inf becomes +-1e300; everything else a plain float."""
     number = float(value)
     if math.isnan(number):
         return None
     if math.isinf(number):
-        return MAX_FLOAT if number > 0 else -MAX_FLOAT
+        return INF_STANDIN if number > 0 else -INF_STANDIN
     return number
 
 
@@ -126,7 +126,8 @@ def _downsample_minmax(
     rows = session.execute(
         select(
             func.min(MetricPoint.step).label("step"),
-            func.avg(MetricPoint.value).label("mean"),
+            # sum/count, not avg: PostgreSQL's avg(float8) also sums squares, which overflow
+            (func.sum(MetricPoint.value) / func.count(MetricPoint.value)).label("mean"),
             func.min(MetricPoint.value).label("low"),
             func.max(MetricPoint.value).label("high"),
         )

@@ -79,3 +79,45 @@ export function showMessage(box, err, { prefix = "" } = {}) {
   box.textContent = prefix + (typeof err === "string" ? err : describeError(err));
   box.hidden = false;
 }
+
+/**
+ * Read a run's event stream from the start until an event named `wanted` (resolves to its
+ * parsed data) or one of `stopAt` (resolves to null), within timeoutMs. Used once, to learn
+ * train_begin for a run that was already training when the page opened.
+ */
+export async function findEarlyEvent(runId, wanted, { stopAt = [], timeoutMs = 4000 } = {}) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  try {
+    const response = await fetch(`${API}/runs/${runId}/stream?after=0`, {
+      headers: { Accept: "text/event-stream" },
+      signal: controller.signal,
+    });
+    if (!response.ok || !response.body) return null;
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return null;
+      buffer += value.replace(/\r\n?/g, "\n");
+      let end;
+      while ((end = buffer.indexOf("\n\n")) !== -1) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        let event = "message";
+        const data = [];
+        for (const line of block.split("\n")) {
+          if (line.startsWith("event:")) event = line.slice(6).trim();
+          else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+        }
+        if (event === wanted) return JSON.parse(data.join("\n"));
+        if (stopAt.includes(event)) return null;
+      }
+    }
+  } catch {
+    return null; // best effort: the caller falls back to an estimate
+  } finally {
+    clearTimeout(timer);
+    controller.abort();
+  }
+}

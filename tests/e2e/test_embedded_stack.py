@@ -1,0 +1,83 @@
+"""`make run`'s stack on the embedded default: SQLite, embedded Redis, worker, API."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, free_port
+from tests.e2e.helpers import batch_steps, iter_events, submit, wait_status
+
+pytestmark = pytest.mark.e2e
+
+
+def _processes_with_home(home: Path) -> list[int]:
+    """Pids whose environment or command line names this stack's home directory."""
+    needle = str(home).encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            blob = (proc / "environ").read_bytes() + (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if needle in blob:
+            found.append(int(proc.name))
+    return found
+
+
+def test_embedded_stack_trains_a_run_and_stops_cleanly(tmp_path: Path, data_dir: Path) -> None:
+    home = tmp_path / "home"
+    port = free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "REDIS_URL", "FITBOARD_REDIS_URL", "FITBOARD_DATABASE_URL"}
+    }
+    env.update(FITBOARD_HOME=str(home), FITBOARD_PORT=str(port), FITBOARD_DATA_DIR=str(data_dir))
+    out = (tmp_path / "stack.out").open("w+b")
+    stack = subprocess.Popen(
+        [sys.executable, "-m", "backend.stack"],
+        cwd=ROOT,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while f"Fitboard is running at {url}".encode() not in (tmp_path / "stack.out").read_bytes():
+            assert stack.poll() is None, (tmp_path / "stack.out").read_text()
+            assert time.monotonic() < deadline, "the stack did not start"
+            time.sleep(0.3)
+        with httpx.Client(base_url=url, timeout=30) as client:
+            health = client.get("/api/v1/health").json()
+            assert health["database"]["backend"] == "sqlite"
+            assert (home / "fitboard.db").exists()
+            run = submit(client, "embedded", {"fit": {"epochs": 2, "batch_size": 64}})
+            events = list(iter_events(url, run["id"], after=0))
+            final = wait_status(client, run["id"], {"succeeded", "failed"}, 60)
+            assert final["status"] == "succeeded", final
+            assert batch_steps(events), "batch metrics streamed live"
+            assert client.get(f"/api/v1/runs/{run['id']}/evaluation").status_code == 200
+            assert client.get("/").status_code == 200
+            assert client.get("/static/vendor/plotly.min.js").status_code == 200
+            assert client.get("/api/v1/health").json()["workers"] >= 1
+        assert len(_processes_with_home(home)) >= 3, "redis, worker and api are running"
+    finally:
+        stack.send_signal(signal.SIGINT)  # what Ctrl-C does
+        code = stack.wait(timeout=60)
+    log = (tmp_path / "stack.out").read_text(errors="replace")
+    assert code == 0, log[-3000:]
+    deadline = time.monotonic() + 10
+    while _processes_with_home(home) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_with_home(home) == [], "Ctrl-C left processes behind"

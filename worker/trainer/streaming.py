@@ -1,0 +1,354 @@
+"""Stream metrics out of fit() without slowing or breaking it.
+
+The Keras callback only appends to a deque. A daemon thread (the flusher) drains it every
+``flush_interval_s`` into batches with a stable uid and writes them through a Sink; a failed
+batch is retried with the same uid (the store is idempotent per uid and per key/step) while new
+points queue up behind it, so an outage costs neither a point nor a duplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import keras
+
+from backend.db.session import session_scope
+from backend.events import service as events_service
+from backend.metrics import service as metrics
+from backend.metrics.service import Point
+from backend.runs import service as runs
+
+log = logging.getLogger(__name__)
+
+# queue item tags: (tag, step, logs, wall_time, lr) or (EVENT, kind, data, uid)
+BATCH, EPOCH, EVENT = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str
+    data: dict[str, Any]
+    uid: str
+
+
+class Sink(Protocol):
+    def write(self, uid: str, points: Sequence[Point], events: Sequence[Event]) -> None:
+        """Store one batch atomically; writing the same uid twice must be harmless."""
+
+    def cancel_requested(self) -> bool:
+        """Whether someone asked this run to stop."""
+
+
+class StreamingCallback(keras.callbacks.Callback):
+    """Enqueues batch and epoch metrics; stops training when the cancel event is set."""
+
+    # safe for Keras' async batch-end dispatch (JAX): appends only, steps come from arguments
+    async_safe = True
+
+    def __init__(
+        self,
+        queue: deque[tuple[Any, ...]],
+        cancel: threading.Event,
+        *,
+        every_n_batches: int = 1,
+        batch_size: int | None = None,
+        train_samples: int | None = None,
+    ) -> None:
+        super().__init__()
+        self._queue = queue
+        self._cancel = cancel
+        self._every = max(1, int(every_n_batches))
+        self._batch_size = batch_size
+        self._train_samples = train_samples
+        self._steps_per_epoch: int | None = None
+        self._epoch_base = 0
+        self._lr: float | None = None
+        self._lr_variable = True
+        self.last_step = 0
+        self.stopped_by_cancel = False
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._steps_per_epoch = self.params.get("steps")
+        self._lr_variable = not isinstance(
+            getattr(self.model.optimizer, "_learning_rate", None),
+            keras.optimizers.schedules.LearningRateSchedule,
+        )
+        data = {
+            "epochs": self.params.get("epochs"),
+            "steps_per_epoch": self._steps_per_epoch,
+            "batch_size": self._batch_size,
+            "train_samples": self._train_samples,
+        }
+        self._queue.append((EVENT, "train_begin", data, "train_begin"))
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self._steps_per_epoch:
+            self._epoch_base = epoch * self._steps_per_epoch
+        else:
+            self._epoch_base = self.last_step
+        # the learning rate only changes between epochs (ReduceLROnPlateau), so read it once
+        self._lr = self._read_lr()
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        step = self._epoch_base + batch + 1
+        self.last_step = step
+        if step % self._every == 0:
+            lr = self._lr if self._lr_variable else self._read_lr()
+            # logs is a fresh dict of floats from Keras' CallbackList: keep it, convert later
+            self._queue.append((BATCH, step, logs, time.time(), lr))
+        if self._cancel.is_set():
+            self.stopped_by_cancel = True
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._queue.append((EPOCH, epoch + 1, dict(logs or {}), time.time(), self._lr))
+        if self._cancel.is_set():
+            self.stopped_by_cancel = True
+            self.model.stop_training = True
+
+    def _read_lr(self) -> float | None:
+        try:
+            return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        except Exception:  # an optimizer without a readable rate still trains
+            return None
+
+
+@dataclass
+class _Batch:
+    uid: str
+    points: list[Point]
+    events: list[Event] = field(default_factory=list)
+
+
+class MetricFlusher:
+    """Daemon thread that drains the queue into uid-stamped batches and writes them to a Sink."""
+
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        run_id: int,
+        flush_interval_s: float = 0.25,
+        cancel_poll_s: float | None = None,
+        max_batch_points: int = 5000,
+        backoff_s: tuple[float, float] = (0.25, 10.0),
+        token: str | None = None,
+    ) -> None:
+        self.sink = sink
+        self.run_id = run_id
+        self.queue: deque[tuple[Any, ...]] = deque()
+        self.cancel_event = threading.Event()
+        self.flush_interval_s = flush_interval_s
+        self.cancel_poll_s = cancel_poll_s if cancel_poll_s is not None else flush_interval_s
+        self.max_batch_points = max_batch_points
+        self.backoff_s = backoff_s
+        self.token = token or uuid.uuid4().hex[:12]
+        self.points_written = 0
+        self.batches_written = 0
+        self.failed_writes = 0
+        self._seq = 0
+        self._pending: _Batch | None = None
+        self._outage_since: float | None = None
+        self._retry_at = 0.0
+        self._backoff = backoff_s[0]
+        self._next_cancel_poll = 0.0
+        self._wake = threading.Event()
+        self._closing = False
+        self._deadline = math.inf
+        self._thread = threading.Thread(
+            target=self._run, name=f"metric-flusher-{run_id}", daemon=True
+        )
+
+    def callback(self, *, every_n_batches: int = 1, **kwargs: Any) -> StreamingCallback:
+        return StreamingCallback(
+            self.queue, self.cancel_event, every_n_batches=every_n_batches, **kwargs
+        )
+
+    def event(self, kind: str, data: dict[str, Any], *, uid: str | None = None) -> None:
+        """Send a non-metric event through the same ordered, retried path."""
+        self.queue.append((EVENT, kind, data, uid or f"{self.token}-{kind}-{uuid.uuid4().hex[:8]}"))
+
+    def start(self) -> MetricFlusher:
+        self._thread.start()
+        return self
+
+    @property
+    def backlog(self) -> int:
+        """Queue entries not yet written (plus one for a batch being retried)."""
+        return len(self.queue) + (self._pending is not None)
+
+    def close(self, timeout: float = 30.0) -> bool:
+        """Write everything queued (retrying while the store is down), stop; True if all written."""
+        self._deadline = time.monotonic() + timeout
+        self._closing = True
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout + 1.0)
+        else:  # never started: drain inline
+            self._drain_until_deadline()
+        done = self.backlog == 0
+        if not done:
+            log.error(
+                "run %s: gave up writing metrics after %.0fs; %d queued entries lost",
+                self.run_id,
+                timeout,
+                len(self.queue) + (len(self._pending.points) if self._pending else 0),
+            )
+        return done
+
+    # --- the flusher thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._closing:
+            self._wake.wait(self.flush_interval_s)
+            if self._closing:
+                break
+            self._safely(self._flush_available)
+            self._safely(self._poll_cancel)
+        self._drain_until_deadline()
+
+    def _drain_until_deadline(self) -> None:
+        while self.backlog and time.monotonic() < self._deadline:
+            self._safely(self._flush_available)
+            if self.backlog:
+                wait = min(
+                    max(self._retry_at - time.monotonic(), 0.01), self._deadline - time.monotonic()
+                )
+                if wait > 0:
+                    time.sleep(wait)
+
+    def _safely(self, step: Callable[[], None]) -> None:
+        try:
+            step()
+        except Exception:  # a bug here must never reach training; keep the thread alive
+            log.exception("run %s: metric flusher error", self.run_id)
+
+    def _flush_available(self) -> None:
+        """Write the pending batch, then new batches, until the queue is empty or a write fails."""
+        while True:
+            if time.monotonic() < self._retry_at:
+                return
+            if self._pending is None:
+                self._pending = self._next_batch()
+                if self._pending is None:
+                    return
+            if not self._write(self._pending):
+                return
+            self._pending = None
+
+    def _next_batch(self) -> _Batch | None:
+        points: list[Point] = []
+        events: list[Event] = []
+        queue = self.queue
+        while queue and len(points) < self.max_batch_points:
+            item = queue.popleft()
+            if item[0] == EVENT:
+                events.append(Event(kind=item[1], data=item[2], uid=item[3]))
+            else:
+                _to_points(item, points)
+        if not points and not events:
+            return None
+        self._seq += 1
+        return _Batch(uid=f"{self.token}-{self._seq}", points=points, events=events)
+
+    def _write(self, batch: _Batch) -> bool:
+        try:
+            self.sink.write(batch.uid, batch.points, batch.events)
+        except Exception as exc:
+            self.failed_writes += 1
+            if self._outage_since is None:
+                self._outage_since = time.monotonic()
+                log.warning(
+                    "run %s: metric store unavailable, buffering and retrying (%s: %s)",
+                    self.run_id,
+                    type(exc).__name__,
+                    _first_line(exc),
+                )
+            self._retry_at = time.monotonic() + self._backoff
+            self._backoff = min(self._backoff * 2, self.backoff_s[1])
+            return False
+        self.points_written += len(batch.points)
+        self.batches_written += 1
+        if self._outage_since is not None:
+            log.info(
+                "run %s: metric store back after %.1fs; writing the %d buffered entries",
+                self.run_id,
+                time.monotonic() - self._outage_since,
+                len(self.queue),
+            )
+            self._outage_since = None
+        self._backoff = self.backoff_s[0]
+        self._retry_at = 0.0
+        return True
+
+    def _poll_cancel(self) -> None:
+        now = time.monotonic()
+        if self.cancel_event.is_set() or now < self._next_cancel_poll:
+            return
+        self._next_cancel_poll = now + self.cancel_poll_s
+        try:
+            requested = self.sink.cancel_requested()
+        except Exception as exc:
+            log.debug("run %s: cancel check failed: %s", self.run_id, exc)
+            return
+        if requested:
+            log.info("run %s: cancel requested; stopping after the current batch", self.run_id)
+            self.cancel_event.set()
+
+
+def _to_points(item: tuple[Any, ...], out: list[Point]) -> None:
+    tag, step, logs, wall_time, lr = item
+    prefix = "batch/" if tag == BATCH else ""
+    for key, value in (logs or {}).items():
+        number = _number(value)
+        if number is not _SKIP:
+            out.append({"key": prefix + key, "step": step, "value": number, "wall_time": wall_time})
+    if lr is not None:
+        out.append({"key": prefix + "lr", "step": step, "value": lr, "wall_time": wall_time})
+
+
+_SKIP = object()
+
+
+def _number(value: Any) -> Any:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        try:
+            return float(keras.ops.convert_to_numpy(value))
+        except Exception:
+            return _SKIP
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
+class SqlSink:
+    """Writes batches with metrics.record and events.append in one transaction."""
+
+    def __init__(self, run_id: int, *, url: str | None = None) -> None:
+        self.run_id = run_id
+        self.url = url
+
+    def write(self, uid: str, points: Sequence[Point], events: Sequence[Event]) -> None:
+        with session_scope(self.url) as session:
+            if points:
+                metrics.record(session, run_id=self.run_id, points=points, uid=uid)
+            for event in events:
+                events_service.append(
+                    session, run_id=self.run_id, kind=event.kind, data=event.data, uid=event.uid
+                )
+
+    def cancel_requested(self) -> bool:
+        with session_scope(self.url) as session:
+            return runs.cancel_requested(session, run_id=self.run_id)
