@@ -38,7 +38,7 @@ def record(session: Session, *, run_id: int, points: Sequence[Point], uid: str) 
     """Store a batch of points and one live event for it; retrying the same uid is a no-op."""
     if not points:
         return
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "run_id": run_id,
             "key": p["key"],

@@ -122,8 +122,9 @@ def mlp_layers(
 ) -> list[LayerSpec]:
     """The mlp template: Flatten, then Dense (+BatchNorm) (+Dropout) per entry of units, output.
 
-    params: units (list of ints), dropout (a rate or one per hidden layer), activation,
-    batch_norm (bool). The output layer follows the dataset: one sigmoid unit for two classes
+    params: units (list of ints, default [512, 256]), dropout (one rate for all or one per
+    hidden layer; default [0.5, 0.3] with the default units, else none), activation (relu),
+    batch_norm (false). The output layer follows the dataset: one sigmoid unit for two classes
     with binary_crossentropy, otherwise num_classes softmax units.
     """
     unknown = sorted(set(params) - set(MLP_DEFAULTS))
@@ -133,6 +134,8 @@ def mlp_layers(
             f"{', '.join(sorted(MLP_DEFAULTS))}"
         )
     p = {**MLP_DEFAULTS, **params}
+    if "units" in params and "dropout" not in params:
+        p["dropout"] = 0.0  # the default rates belong to the default layers
     units = list(p["units"]) if isinstance(p["units"], list | tuple) else [p["units"]]
     dropout = p["dropout"]
     rates = list(dropout) if isinstance(dropout, list | tuple) else [dropout] * len(units)

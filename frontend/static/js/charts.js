@@ -206,8 +206,9 @@ export class TrainingCharts {
     return {
       ...base,
       y: [...s.values],
-      name: trace.role === "val" ? "validation" : "train per epoch",
-      mode: "lines+markers",
+      name: trace.role === "val" ? "validation" : plot.valKey ? "train per epoch" : "per epoch",
+      // A learning rate holds for a whole epoch: a line between epoch ends would mislead.
+      mode: plot.valKey ? "lines+markers" : "markers",
       line: { width: 2, color: rgba(color, 1) },
       marker: { size: 6 },
       hovertemplate: `epoch %{customdata}: %{y:${yFormat}}<extra>${trace.role === "val" ? "validation" : "train"}</extra>`,

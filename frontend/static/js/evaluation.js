@@ -2,6 +2,18 @@
 
 import { el, formatCount } from "./format.js";
 
+// Light for few samples, dark for many (plotly.js's named "Blues" runs the other way).
+const BLUES = [
+  [0, "#f7fbff"],
+  [0.125, "#deebf7"],
+  [0.25, "#c6dbef"],
+  [0.375, "#9ecae1"],
+  [0.5, "#6baed6"],
+  [0.625, "#4292c6"],
+  [0.75, "#2171b5"],
+  [0.875, "#08519c"],
+  [1, "#08306b"],
+];
 const SUMMARY_ROWS = ["accuracy", "macro avg", "weighted avg"];
 
 function fixed3(value) {
@@ -36,7 +48,7 @@ export function drawConfusionMatrix(div, evaluation, mode = "counts") {
       "true %{y}, predicted %{x}<br>%{customdata} samples" +
       (mode === "normalized" ? " (%{z:.1%} of the row)" : "") +
       "<extra></extra>",
-    colorscale: "Blues",
+    colorscale: BLUES,
     zmin: 0,
     zmax: mode === "normalized" ? 1 : undefined,
     xgap: 1,

@@ -33,14 +33,15 @@ export function parseTime(iso) {
   return Number.isNaN(date.getTime()) ? null : date;
 }
 
-const dateTimeFormat = new Intl.DateTimeFormat(undefined, {
-  year: "numeric",
-  month: "short",
-  day: "numeric",
-  hour: "2-digit",
-  minute: "2-digit",
-  second: "2-digit",
-});
+const timeParts = { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" };
+const thisYearFormat = new Intl.DateTimeFormat(undefined, timeParts);
+const otherYearFormat = new Intl.DateTimeFormat(undefined, { ...timeParts, year: "numeric" });
+
+/** Local date and time; the year only when it is not this year. */
+export function formatTime(date) {
+  const format = date.getFullYear() === new Date().getFullYear() ? thisYearFormat : otherYearFormat;
+  return format.format(date);
+}
 
 /** A <time> in the viewer's time zone (the UTC value in its tooltip), or an em dash. */
 export function timeElement(iso) {
@@ -49,7 +50,7 @@ export function timeElement(iso) {
   return el("time", {
     datetime: date.toISOString(),
     title: `${date.toISOString().replace(".000Z", "Z")} (UTC)`,
-    text: dateTimeFormat.format(date),
+    text: formatTime(date),
   });
 }
 

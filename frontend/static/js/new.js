@@ -164,7 +164,8 @@ async function submit(event) {
   clearErrors();
   const parsed = parseSpec(editor.value);
   if (parsed.error !== undefined) {
-    const where = parsed.where ? ` (line ${parsed.where.line}, column ${parsed.where.column})` : "";
+    const engineSaysWhere = /line \d+/.test(parsed.error);
+    const where = parsed.where && !engineSaysWhere ? ` (line ${parsed.where.line}, column ${parsed.where.column})` : "";
     specErrors.replaceChildren(
       el("ul", { className: "error-list" }, fieldError("spec", `Invalid JSON${where}: ${parsed.error}`)),
     );
