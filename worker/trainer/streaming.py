@@ -4,6 +4,7 @@ The Keras callback only appends to a deque. A daemon thread (the flusher) drains
 ``flush_interval_s`` into batches with a stable uid and writes them through a Sink; a failed
 batch is retried with the same uid (the store is idempotent per uid and per key/step) while new
 points queue up behind it, so an outage costs neither a point nor a duplicate.
+Pure: the database Sink lives in worker.trainer.sql_sink.
 """
 
 from __future__ import annotations
@@ -16,15 +17,12 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import keras
 
-from backend.db.session import session_scope
-from backend.events import service as events_service
-from backend.metrics import service as metrics
-from backend.metrics.service import Point
-from backend.runs import service as runs
+if TYPE_CHECKING:
+    from backend.metrics.service import Point
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +114,9 @@ class StreamingCallback(keras.callbacks.Callback):
 
     def _read_lr(self) -> float | None:
         try:
-            return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            lr = self.model.optimizer.learning_rate
+            # a Keras Variable's own .numpy(); np.array(variable) warns under NumPy 2
+            return float(lr.numpy() if hasattr(lr, "numpy") else keras.ops.convert_to_numpy(lr))
         except Exception:  # an optimizer without a readable rate still trains
             return None
 
@@ -197,7 +197,7 @@ class MetricFlusher:
         done = self.backlog == 0
         if not done:
             log.error(
-                "run %s: gave up writing metrics after %.0fs; %d queued entries lost",
+                "run=%s event=metrics_lost timeout_s=%.0f entries=%d: gave up writing metrics",
                 self.run_id,
                 timeout,
                 len(self.queue) + (len(self._pending.points) if self._pending else 0),
@@ -229,7 +229,7 @@ class MetricFlusher:
         try:
             step()
         except Exception:  # a bug here must never reach training; keep the thread alive
-            log.exception("run %s: metric flusher error", self.run_id)
+            log.exception("run=%s event=flusher_error", self.run_id)
 
     def _flush_available(self) -> None:
         """Write the pending batch, then new batches, until the queue is empty or a write fails."""
@@ -267,7 +267,8 @@ class MetricFlusher:
             if self._outage_since is None:
                 self._outage_since = time.monotonic()
                 log.warning(
-                    "run %s: metric store unavailable, buffering and retrying (%s: %s)",
+                    "run=%s event=metric_store_down: metric store unavailable, buffering and "
+                    "retrying (%s: %s)",
                     self.run_id,
                     type(exc).__name__,
                     _first_line(exc),
@@ -279,7 +280,7 @@ class MetricFlusher:
         self.batches_written += 1
         if self._outage_since is not None:
             log.info(
-                "run %s: metric store back after %.1fs; writing the %d buffered entries",
+                "run=%s event=metric_store_back down_s=%.1f queued=%d: metric store back",
                 self.run_id,
                 time.monotonic() - self._outage_since,
                 len(self.queue),
@@ -297,10 +298,10 @@ class MetricFlusher:
         try:
             requested = self.sink.cancel_requested()
         except Exception as exc:
-            log.debug("run %s: cancel check failed: %s", self.run_id, exc)
+            log.debug("run=%s event=cancel_check_failed error=%s", self.run_id, exc)
             return
         if requested:
-            log.info("run %s: cancel requested; stopping after the current batch", self.run_id)
+            log.info("run=%s event=cancel_requested: stopping after the current batch", self.run_id)
             self.cancel_event.set()
 
 
@@ -331,24 +332,3 @@ def _number(value: Any) -> Any:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else ""
-
-
-class SqlSink:
-    """Writes batches with metrics.record and events.append in one transaction."""
-
-    def __init__(self, run_id: int, *, url: str | None = None) -> None:
-        self.run_id = run_id
-        self.url = url
-
-    def write(self, uid: str, points: Sequence[Point], events: Sequence[Event]) -> None:
-        with session_scope(self.url) as session:
-            if points:
-                metrics.record(session, run_id=self.run_id, points=points, uid=uid)
-            for event in events:
-                events_service.append(
-                    session, run_id=self.run_id, kind=event.kind, data=event.data, uid=event.uid
-                )
-
-    def cancel_requested(self) -> bool:
-        with session_scope(self.url) as session:
-            return runs.cancel_requested(session, run_id=self.run_id)

@@ -23,7 +23,8 @@ from backend.spec import ExperimentSpec
 from worker.trainer import datasets
 from worker.trainer.build import build_model, make_callbacks, model_summary, prepare_targets
 from worker.trainer.evaluate import evaluate
-from worker.trainer.streaming import MetricFlusher, SqlSink
+from worker.trainer.sql_sink import SqlSink
+from worker.trainer.streaming import MetricFlusher
 
 log = logging.getLogger(__name__)
 
