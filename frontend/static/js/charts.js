@@ -236,7 +236,11 @@ export class TrainingCharts {
 
   updateAnnotation(plot) {
     plot.hasData = this.hasData(plot);
-    Plotly.relayout(plot.div, { annotations: this.annotations(plot) });
+    Plotly.relayout(plot.div, {
+      annotations: this.annotations(plot),
+      "xaxis.visible": plot.hasData,
+      "yaxis.visible": plot.hasData,
+    });
   }
 
   layout(plot) {
@@ -244,17 +248,21 @@ export class TrainingCharts {
       margin: { l: 60, r: 16, t: 32, b: 40 },
       hovermode: "closest",
       showlegend: true,
-      legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", font: { size: 11 } },
+      // filled traces would flip the legend; keep it in trace order
+      legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", font: { size: 11 }, traceorder: "normal" },
       xaxis: {
+        visible: plot.hasData, // empty axes would show made-up ranges
         title: { text: this.stepsPerEpoch ? "epoch" : "batch" },
         zeroline: false,
         rangemode: "tozero",
       },
       yaxis: {
+        visible: plot.hasData,
         title: { text: plot.title },
         zeroline: false,
-        exponentformat: "e",
-        tickformat: plot.title === "learning rate" ? ".1~e" : undefined,
+        // learning rates decay by factors: a log axis shows each step the same size
+        type: plot.valKey ? "linear" : "log",
+        exponentformat: plot.valKey ? "none" : "power",
       },
       annotations: this.annotations(plot),
       uirevision: plot.id, // keep the user's zoom while data streams in

@@ -222,10 +222,11 @@ function loadPreset(name) {
 async function init() {
   const wanted = new URLSearchParams(location.search).get("preset");
   let list = [];
+  let failure = null;
   try {
     list = await api("/presets");
   } catch (err) {
-    showMessage(formError, err, { prefix: "Could not load presets (you can still paste a full spec): " });
+    failure = err;
   }
   presetSelect.replaceChildren(el("option", { value: "", text: "None: write the whole spec" }));
   for (const preset of list) {
@@ -233,13 +234,15 @@ async function init() {
     presetSelect.append(el("option", { value: preset.name, text: preset.name }));
   }
   presetSelect.disabled = false;
-  let initial = list.length ? list[0].name : "";
-  if (wanted) {
-    if (presets.has(wanted)) initial = wanted;
-    else showMessage(formError, `There is no preset named "${wanted}"; showing ${initial || "an empty spec"}.`);
-  }
+  const unknown = wanted && !presets.has(wanted);
+  const initial = wanted && !unknown ? wanted : list.length ? list[0].name : "";
   presetSelect.value = initial;
   loadPreset(initial);
+  if (failure) {
+    showMessage(formError, failure, { prefix: "Could not load presets (you can still paste a whole spec): " });
+  } else if (unknown) {
+    showMessage(formError, `There is no preset named "${wanted}"; showing ${initial || "an empty spec"} instead.`);
+  }
 }
 
 presetSelect.addEventListener("change", () => {

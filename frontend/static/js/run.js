@@ -6,8 +6,6 @@ import { drawConfusionMatrix, fillReportTable } from "./evaluation.js";
 import {
   ACTIVE_STATUSES,
   el,
-  formatBytes,
-  formatCount,
   formatDuration,
   formatMetric,
   runDuration,
@@ -15,6 +13,7 @@ import {
   timeElement,
 } from "./format.js";
 import { RateMeter } from "./progress.js";
+import { renderArtifacts, renderModelSummary } from "./sections.js";
 
 const $ = (id) => document.getElementById(id);
 const runId = (/^\/runs\/(\d+)\/?$/.exec(location.pathname) || [])[1];
@@ -52,56 +51,31 @@ function renderHeader() {
 
   const failed = Boolean(run.failure_reason) || run.status === "failed";
   $("failure").hidden = !failed;
+  $("failure").dataset.status = run.status;
+  $("failure-label").textContent = run.status === "cancelled" ? "Cancelled:" : "Failure:";
   $("failure-reason").textContent = run.failure_reason || "no reason was recorded";
   $("traceback-details").hidden = !run.failure_traceback;
   $("failure-traceback").textContent = run.failure_traceback || "";
 
   const button = $("cancel-button");
   const active = ACTIVE_STATUSES.has(run.status);
+  if (!state.evaluation) {
+    // Only a run that may still be evaluated keeps room for the matrix.
+    $("evaluation").classList.toggle("awaiting", active || run.status === "succeeded");
+    $("evaluation-empty").textContent = active || run.status === "succeeded"
+      ? "The confusion matrix and classification report appear here once the run has been evaluated on its test split."
+      : `This run ${run.status === "failed" ? "failed" : "was cancelled"} before it was evaluated: there is no confusion matrix or report.`;
+  }
   button.hidden = !active;
   button.disabled = Boolean(run.cancel_requested);
   button.textContent = run.cancel_requested ? "Cancelling…" : "Cancel run";
 
   for (const key of FINAL_KEYS) {
-    const live = charts ? charts.latest(key) : undefined;
+    const live = liveValue(key);
     const stored = run.final_metrics ? run.final_metrics[key] : undefined;
     const value = active ? (live ?? stored) : (stored ?? live);
     document.querySelector(`#final-metrics [data-key="${key}"]`).textContent = formatMetric(value);
   }
-}
-
-function renderModelSummary(summary) {
-  const table = $("model-summary");
-  if (!summary || !Array.isArray(summary.layers)) return;
-  const shape = (value) => {
-    if (Array.isArray(value) && value.every((v) => !Array.isArray(v))) {
-      return `(${value.map((v) => (v === null ? "None" : v)).join(", ")}${value.length === 1 ? "," : ""})`;
-    }
-    return typeof value === "string" ? value : JSON.stringify(value);
-  };
-  table.tBodies[0].replaceChildren(
-    ...summary.layers.map((layer) =>
-      el(
-        "tr",
-        {},
-        el("td", { text: layer.name }),
-        el("td", { text: layer.class_name }),
-        el("td", { className: "mono", text: shape(layer.output_shape) }),
-        el("td", { className: "num", text: formatCount(layer.params) }),
-      ),
-    ),
-  );
-  const total = summary.total_params;
-  const trainable = summary.trainable_params;
-  const foot = [["Total params", total], ["Trainable params", trainable]];
-  if (typeof total === "number" && typeof trainable === "number") foot.push(["Non-trainable params", total - trainable]);
-  table.tFoot.replaceChildren(
-    ...foot.map(([label, value]) =>
-      el("tr", {}, el("th", { scope: "row", colspan: "3", text: label }), el("td", { className: "num", text: formatCount(value) })),
-    ),
-  );
-  table.hidden = false;
-  $("model-empty").hidden = true;
 }
 
 // ---- progress -----------------------------------------------------------------------------
@@ -146,13 +120,19 @@ function renderProgress() {
   $("progress").dataset.status = run.status;
 }
 
+/** The latest epoch value of a metric, or mid-epoch its latest per-batch value. */
+function liveValue(key) {
+  if (!charts) return undefined;
+  return charts.latest(key) ?? charts.latest(`batch/${key}`);
+}
+
 function onLivePoints(pending) {
   const batch = pending.get("batch/loss");
   if (batch) rate.add(batch.walls.at(-1), batch.steps.at(-1));
   renderProgress();
   for (const key of FINAL_KEYS) {
-    if (pending.has(key)) {
-      document.querySelector(`#final-metrics [data-key="${key}"]`).textContent = formatMetric(charts.latest(key));
+    if (pending.has(key) || pending.has(`batch/${key}`)) {
+      document.querySelector(`#final-metrics [data-key="${key}"]`).textContent = formatMetric(liveValue(key));
     }
   }
 }
@@ -177,21 +157,13 @@ async function loadEvaluation() {
   }
   showMessage($("evaluation-error"), null);
   $("evaluation-empty").hidden = true;
+  $("evaluation").classList.remove("awaiting");
   $("evaluation-split").textContent = state.evaluation.split ? `on the ${state.evaluation.split} split` : "";
   $("cm-mode").hidden = false;
   $("confusion-matrix").hidden = false;
   fillReportTable($("report-table"), state.evaluation);
   $("report-table").hidden = false;
   drawEvaluation();
-}
-
-function safeUrl(url) {
-  try {
-    const parsed = new URL(url, location.href);
-    return ["http:", "https:"].includes(parsed.protocol) ? parsed.href : null;
-  } catch {
-    return null;
-  }
 }
 
 async function loadArtifacts() {
@@ -204,34 +176,7 @@ async function loadArtifacts() {
     return;
   }
   showMessage($("artifacts-error"), null);
-  if (!items.length) {
-    const finished = state.run && !ACTIVE_STATUSES.has(state.run.status);
-    list.replaceChildren(
-      el("li", {
-        className: "muted",
-        text: finished
-          ? "This run saved no artifacts."
-          : "No artifacts yet: the trained model and its history are saved when training ends.",
-      }),
-    );
-    return;
-  }
-  list.replaceChildren(
-    ...items.map((item) => {
-      const href = safeUrl(item.url);
-      const name = href
-        ? el("a", { href, download: item.name, text: item.name })
-        : el("span", { text: item.name });
-      return el(
-        "li",
-        { dataset: { kind: item.kind || "" } },
-        name,
-        el("span", { className: "tag", text: item.kind || "file" }),
-        el("span", { className: "muted", text: formatBytes(item.size_bytes) }),
-        timeElement(item.created_at),
-      );
-    }),
-  );
+  renderArtifacts(list, items, { finished: Boolean(state.run) && !ACTIVE_STATUSES.has(state.run.status) });
 }
 
 // ---- live updates -------------------------------------------------------------------------
@@ -249,7 +194,7 @@ function refreshRun() {
     .then((run) => {
       state.run = run;
       renderHeader();
-      renderModelSummary(run.model_summary);
+      renderModelSummary($("model-summary"), $("model-empty"), run.model_summary);
       renderProgress();
       if (run.status === "succeeded" && !state.evaluation) loadEvaluation();
       if (!ACTIVE_STATUSES.has(run.status)) loadArtifacts();
@@ -345,15 +290,16 @@ async function main() {
     run = await api(`/runs/${runId}`);
   } catch (err) {
     const notFound = err instanceof ApiError && err.status === 404;
-    showMessage($("run-error"), notFound ? `Run ${runId} does not exist. Go back to the runs list.` : err, {
+    showMessage($("run-error"), notFound ? `Run ${runId} does not exist. ` : err, {
       prefix: notFound ? "" : "Could not load this run: ",
     });
+    $("run-error").append(" ", el("a", { href: "/", text: "Back to the runs list" }));
     $("run-content").hidden = true;
     return;
   }
   state.run = run;
   renderHeader();
-  renderModelSummary(run.model_summary);
+  renderModelSummary($("model-summary"), $("model-empty"), run.model_summary);
   $("spec-json").textContent = JSON.stringify(run.spec, null, 2);
   renderProgress();
   loadArtifacts();

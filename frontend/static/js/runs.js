@@ -16,6 +16,7 @@ const PAGE_SIZE = 50;
 const REFRESH_MS = 3000;
 const METRIC_COLUMNS = ["loss", "accuracy", "val_loss", "val_accuracy"];
 
+const table = document.getElementById("runs-table");
 const body = document.getElementById("runs-body");
 const filter = document.getElementById("status-filter");
 const loadMore = document.getElementById("load-more");
@@ -67,7 +68,7 @@ function render() {
   body.replaceChildren(...rows);
   const none = state.order.length === 0;
   empty.hidden = !none;
-  document.getElementById("runs-table").hidden = none;
+  table.hidden = none;
   if (none) {
     emptyText.textContent = state.status
       ? `No ${state.status} runs. Choose "All" to see every run, or start a new one.`
@@ -94,6 +95,7 @@ async function loadFirstPage() {
   const generation = ++state.generation;
   stopRefresh();
   showMessage(errorBox, null);
+  table.setAttribute("aria-busy", "true"); // rows of the previous filter stay, dimmed
   try {
     const page = await api(query());
     if (generation !== state.generation) return;
@@ -108,6 +110,7 @@ async function loadFirstPage() {
     body.replaceChildren();
     showMessage(errorBox, err, { prefix: "Could not load runs: " });
   }
+  table.setAttribute("aria-busy", "false");
   scheduleRefresh();
 }
 
