@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from celery.signals import worker_process_init, worker_shutting_down
+from celery.signals import setup_logging, worker_process_init, worker_shutting_down
 
 from backend import logs
 from backend.config import get_settings
@@ -12,6 +12,12 @@ from backend.runs.models import Run  # noqa: F401  (tables known before the firs
 app = get_celery()
 
 from worker import tasks  # noqa: E402,F401  (registers the tasks on app)
+
+
+@setup_logging.connect
+def _configure_logging(loglevel: object = None, **_: object) -> None:
+    """Fitboard's log format in the worker too (Celery leaves logging to this handler)."""
+    logs.configure(get_settings().log_level)
 
 
 @worker_process_init.connect
