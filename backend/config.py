@@ -57,7 +57,7 @@ class Settings(BaseSettings):
         "is killed if it has not stopped by itself.",
     )
     flush_interval_s: float = Field(
-        default=0.25, gt=0, description="How often the training process writes metric batches."
+        default=0.5, gt=0, description="How often the training process writes metric batches."
     )
     log_level: str = Field(default="INFO", description="Log level of every Fitboard process.")
 

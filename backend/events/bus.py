@@ -17,16 +17,29 @@ def channel(run_id: int) -> str:
     return f"fitboard:run:{run_id}"
 
 
+def cancel_channel(run_id: int) -> str:
+    return f"fitboard:run:{run_id}:cancel"
+
+
 @lru_cache
 def _client(url: str, pid: int) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
 
 
-def notify(run_id: int) -> bool:
-    """Tell live viewers a run has new events; False (and a debug log) when Redis is away."""
+def _publish(run_id: int, channel_name: str, message: str) -> bool:
     try:
-        _client(get_settings().redis_url, os.getpid()).publish(channel(run_id), "new")
+        _client(get_settings().redis_url, os.getpid()).publish(channel_name, message)
         return True
     except redis.RedisError as exc:
-        log.debug("run %s: could not publish: %s", run_id, exc)
+        log.debug("run %s: could not publish on %s: %s", run_id, channel_name, exc)
         return False
+
+
+def notify(run_id: int) -> bool:
+    """Tell live viewers a run has new events; False (and a debug log) when Redis is away."""
+    return _publish(run_id, channel(run_id), "new")
+
+
+def publish_cancel(run_id: int) -> bool:
+    """Tell the run's training process to stop now (it also checks SQL, more slowly)."""
+    return _publish(run_id, cancel_channel(run_id), "cancel")

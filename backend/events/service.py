@@ -13,6 +13,7 @@ from backend.events import bus
 from backend.events.models import RunEvent
 
 _PENDING = "fitboard.runs_with_new_events"
+_CANCELS = "fitboard.runs_to_cancel"
 
 
 def append(
@@ -27,16 +28,24 @@ def append(
     session.info.setdefault(_PENDING, set()).add(run_id)
 
 
+def announce_cancel(session: Session, *, run_id: int) -> None:
+    """Once committed, tell the run's training process to stop."""
+    session.info.setdefault(_CANCELS, set()).add(run_id)
+
+
 @event.listens_for(Session, "after_commit")
 def _notify_after_commit(session: Session) -> None:
-    """Live viewers hear of new events only once they are committed."""
+    """Live viewers and training processes hear of changes only once they are committed."""
     for run_id in session.info.pop(_PENDING, ()):
         bus.notify(run_id)
+    for run_id in session.info.pop(_CANCELS, ()):
+        bus.publish_cancel(run_id)
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session: Session) -> None:
     session.info.pop(_PENDING, None)
+    session.info.pop(_CANCELS, None)
 
 
 def after(session: Session, *, run_id: int, after_id: int, limit: int = 500) -> list[RunEvent]:

@@ -157,6 +157,7 @@ def request_cancel(session: Session, *, run_id: int) -> Run:
         events.append(
             session, run_id=run.id, kind="status", data=status_event(run), uid="cancel-requested"
         )
+        events.announce_cancel(session, run_id=run.id)
     return run
 
 
