@@ -60,6 +60,11 @@ class Settings(BaseSettings):
         default=0.5, gt=0, description="How often the training process writes metric batches."
     )
     log_level: str = Field(default="INFO", description="Log level of every Fitboard process.")
+    plugins: str = Field(
+        default="",
+        description="More directories (os.pathsep-separated) of model-template plugins; the "
+        "API and the worker must see the same. The bundled worker/plugins_example is always on.",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -110,6 +110,8 @@ LOSSES = frozenset(
         "huber",
         "hinge",
         "kl_divergence",
+        "binary_focal_crossentropy",
+        "categorical_focal_crossentropy",
     }
 )
 
@@ -136,4 +138,38 @@ DATASETS: dict[str, tuple[int, list[str], str]] = {
     "digits": (10, [str(d) for d in range(10)], "image"),
     "mnist": (10, [str(d) for d in range(10)], "image"),
     "imdb": (2, ["negative", "positive"], "text"),
+    "fashion_mnist": (
+        10,
+        [
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ],
+        "image",
+    ),
+    "cifar10": (
+        10,
+        [
+            "airplane",
+            "automobile",
+            "bird",
+            "cat",
+            "deer",
+            "dog",
+            "frog",
+            "horse",
+            "ship",
+            "truck",
+        ],
+        "image",
+    ),
+    # Keras ships no topic names for Reuters: its 46 topics are known by index
+    "reuters": (46, [str(i) for i in range(46)], "text"),
 }

@@ -6,7 +6,19 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from backend.spec.catalog import ACTIVATIONS, DATASETS, LAYERS, LOSSES, METRICS, REGULARIZER_KEYS
+from backend.spec import dataset_options, plugins
+from backend.spec.catalog import ACTIVATIONS, LAYERS, LOSSES, METRICS, REGULARIZER_KEYS
+from backend.spec.field_errors import field_error
+from backend.spec.recipes import (
+    ArtifactFormat,
+    ClassWeight,
+    FocalLossSpec,
+    Precision,
+    ScheduleSpec,
+    check_recipes,
+    default_artifacts,
+)
+from backend.spec.transfer import AugmentationSpec, BaseSpec, PhaseSpec, check_transfer
 
 
 class _Strict(BaseModel):
@@ -16,8 +28,11 @@ class _Strict(BaseModel):
 class DatasetSpec(_Strict):
     """Which data, which slice of it and how it is prepared."""
 
-    name: Literal["digits", "mnist", "imdb"] = Field(
-        description="Registered dataset: digits (bundled with scikit-learn), mnist, imdb."
+    name: Literal[
+        "digits", "mnist", "imdb", "fashion_mnist", "cifar10", "reuters", "image_folder"
+    ] = Field(
+        description="Registered dataset: digits (bundled with scikit-learn), mnist, imdb, "
+        "fashion_mnist, cifar10, reuters; or image_folder (a directory on the worker)."
     )
     train_limit: int | None = Field(
         default=None, ge=1, description="Use only the first N training examples."
@@ -42,14 +57,46 @@ class DatasetSpec(_Strict):
     truncating: Literal["pre", "post"] = Field(
         default="pre", description="Text: cut long sequences at this side."
     )
+    classes: list[int] | list[str] | None = Field(
+        default=None,
+        min_length=2,
+        description="Keep only these classes, by label or by class name, relabelled 0..k-1 in "
+        "this order; the class names stay the original ones ([5, 6, 7, 8, 9] on mnist: labels "
+        "0..4 named 5..9). Applied before train_limit and test_limit.",
+    )
+    channels_last: bool = Field(
+        default=False,
+        description="Images: add a trailing channel axis (28x28 -> 28x28x1), as Conv2D expects.",
+    )
+    path: str | None = Field(
+        default=None,
+        description="image_folder: a directory on the worker with one sub-folder of images "
+        "per class (class names = folder names, in alphabetical order), or with train/ and "
+        "test/ (or validation/) sub-folders laid out that way. Without them, test_split of "
+        "each class is held out as the test split.",
+    )
+    image_size: list[Annotated[int, Field(ge=1, le=4096)]] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=2,
+        description="image_folder: [height, width] images are resized to; default [150, 150].",
+    )
+    color_mode: Literal["rgb", "grayscale", "rgba"] | None = Field(
+        default=None, description="image_folder: channels images are read with; default rgb."
+    )
+
+    @model_validator(mode="after")
+    def _options_fit(self) -> DatasetSpec:
+        dataset_options.check_dataset(self)
+        return self
 
     @property
     def num_classes(self) -> int:
-        return DATASETS[self.name][0]
+        return len(self.class_names)
 
     @property
     def class_names(self) -> list[str]:
-        return list(DATASETS[self.name][1])
+        return dataset_options.selected_class_names(self)
 
 
 class LayerSpec(BaseModel):
@@ -112,10 +159,22 @@ class ModelSpec(_Strict):
     layers: list[LayerSpec] | None = Field(
         default=None, description="Layers in order; the input shape comes from the dataset."
     )
-    template: Literal["mlp"] | None = Field(
-        default=None, description="Named template instead of layers."
+    template: str | None = Field(
+        default=None,
+        description="Named template instead of layers: the built-in mlp, or a plugin's name "
+        "(GET /api/v1/spec/templates lists them with their parameters).",
     )
-    params: dict[str, Any] = Field(default_factory=dict, description="Template parameters.")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Template parameters, checked against its schema."
+    )
+    base: BaseSpec | None = Field(
+        default=None,
+        description="Transfer learning: a pretrained network (or an earlier run's model) the "
+        "layers sit on as the head.",
+    )
+    augmentation: AugmentationSpec | None = Field(
+        default=None, description="Images: random augmentation layers at the model's input."
+    )
 
     @model_validator(mode="after")
     def _one_of(self) -> ModelSpec:
@@ -123,6 +182,16 @@ class ModelSpec(_Strict):
             raise ValueError("give either 'layers' or 'template'")
         if self.layers is not None and not self.layers:
             raise ValueError("'layers' needs at least one layer")
+        return self
+
+    @model_validator(mode="after")
+    def _template_known(self) -> ModelSpec:
+        if self.template is None:
+            return self
+        for part in ("base", "augmentation"):
+            if getattr(self, part) is not None:
+                raise ValueError(f"{part} goes with 'layers' (the head), not with a template")
+        plugins.check_template(self.template, self.params)
         return self
 
 
@@ -138,6 +207,10 @@ class OptimizerSpec(_Strict):
     weight_decay: float | None = Field(default=None, ge=0)
     clipvalue: float | None = Field(default=None, gt=0, description="Clip each gradient value.")
     clipnorm: float | None = Field(default=None, gt=0, description="Clip each gradient's norm.")
+    schedule: ScheduleSpec | None = Field(
+        default=None,
+        description="Learning-rate schedule starting from learning_rate, evaluated every batch.",
+    )
 
     @model_validator(mode="after")
     def _arguments_fit(self) -> OptimizerSpec:
@@ -152,12 +225,15 @@ class OptimizerSpec(_Strict):
 
 class CompileSpec(_Strict):
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
-    loss: str = Field(default="sparse_categorical_crossentropy", description="Keras loss name.")
+    loss: str | FocalLossSpec = Field(
+        default="sparse_categorical_crossentropy",
+        description='Keras loss name, or {"name": "focal", "gamma": 2, "alpha": 0.25}.',
+    )
     metrics: list[str] = Field(default_factory=lambda: ["accuracy"])
 
     @model_validator(mode="after")
     def _known(self) -> CompileSpec:
-        if self.loss not in LOSSES:
+        if isinstance(self.loss, str) and self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; known: {', '.join(sorted(LOSSES))}")
         for metric in self.metrics:
             if metric not in METRICS:
@@ -176,11 +252,38 @@ class FitSpec(_Strict):
     )
     shuffle: bool = True
     seed: int | None = Field(default=42, description="Seeds Python, NumPy and the backend.")
+    class_weight: ClassWeight | None = Field(
+        default=None,
+        description='Loss weight per class index ({"0": 1.0, "1": 5.0}), or "balanced": '
+        "n_samples / (n_classes * count) from the training labels, like scikit-learn.",
+    )
+    phases: list[PhaseSpec] | None = Field(
+        default=None,
+        min_length=1,
+        description="Train in phases, back to back as one curve (epochs and batch steps keep "
+        "counting): e.g. the head with the base frozen, then the last layers of the base at a "
+        "lower rate. fit.epochs becomes their total.",
+    )
 
     @model_validator(mode="after")
     def _one_validation(self) -> FitSpec:
         if self.validation_data is not None and self.validation_split:
             raise ValueError("give validation_split or validation_data, not both")
+        return self
+
+    @model_validator(mode="after")
+    def _phases_total(self) -> FitSpec:
+        if not self.phases:
+            return self
+        total = sum(phase.epochs for phase in self.phases)
+        if "epochs" in self.model_fields_set and self.epochs != total:
+            raise field_error(
+                "FitSpec",
+                ("epochs",),
+                f"fit.epochs ({self.epochs}) differs from the phases' total ({total}): leave "
+                "epochs out, or make it the total",
+            )
+        self.epochs = total
         return self
 
 
@@ -222,3 +325,38 @@ class ExperimentSpec(_Strict):
     fit: FitSpec = Field(default_factory=FitSpec)
     callbacks: list[CallbackSpec] = Field(default_factory=list)
     stream: StreamSpec = Field(default_factory=StreamSpec)
+    precision: Precision = Field(
+        default="float32",
+        description="Keras dtype policy; the mixed ones compute in 16 bits, keeping variables "
+        "and the output layer in float32.",
+    )
+    devices: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Train data-parallel on N devices: GPUs, or N logical CPU devices where "
+        "there is no GPU (MirroredStrategy with TensorFlow, DataParallel with JAX).",
+    )
+    scale_batch_size: bool = Field(
+        default=False,
+        description="With devices: fit.batch_size is per device (global = batch_size x N); "
+        "otherwise it is the global batch, split across the devices.",
+    )
+    artifacts: list[ArtifactFormat] = Field(
+        default_factory=default_artifacts,
+        description="Formats to save: keras (model.keras, always saved), h5 (legacy), weights "
+        "(.weights.h5), savedmodel (zipped), tflite, tflite_quant (dynamic-range quantised).",
+    )
+    tensorboard: bool = Field(
+        default=False, description="Write TensorBoard logs, kept as the artifact tensorboard.zip."
+    )
+
+    @model_validator(mode="after")
+    def _recipes_fit_together(self) -> ExperimentSpec:
+        check_recipes(self)
+        return self
+
+    @model_validator(mode="after")
+    def _transfer_fits_together(self) -> ExperimentSpec:
+        check_transfer(self)
+        return self

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from backend.spec import PRESETS, ExperimentSpec
+from backend.spec import PRESETS, ExperimentSpec, plugins
 from backend.spec.presets import preset_spec
 
 router = APIRouter(tags=["spec"])
@@ -23,6 +23,19 @@ class Preset(BaseModel):
 def spec_schema() -> dict[str, Any]:
     """JSON Schema of ExperimentSpec (spec_version 1)."""
     return ExperimentSpec.model_json_schema()
+
+
+class Template(BaseModel):
+    name: str
+    description: str
+    params_schema: dict[str, Any] | None
+    source: str
+
+
+@router.get("/spec/templates", response_model=list[Template])
+def list_templates() -> list[Template]:
+    """model.template names: the built-in mlp and the plugins in FITBOARD_PLUGINS' directories."""
+    return [Template(**item) for item in plugins.catalog()]
 
 
 @router.get("/presets", response_model=list[Preset])

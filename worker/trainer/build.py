@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from backend.spec import CallbackSpec, ExperimentSpec, LayerSpec, OptimizerSpec
+from worker.trainer import losses, plugins, runtime, schedules, transfer
 from worker.trainer.datasets import Dataset
 
 OPTIMIZERS: dict[str, type[keras.optimizers.Optimizer]] = {
@@ -54,13 +55,16 @@ def build_model(spec: ExperimentSpec, dataset: Dataset) -> keras.Model:
         input_shape = tuple(layer_specs[0].arguments["shape"])
         layer_specs = layer_specs[1:]
     inputs = keras.Input(shape=input_shape, name="input")
-    outputs = inputs
-    for layer_spec in layer_specs:
+    outputs = transfer.stem(spec, inputs)  # augmentation and base, when the spec has them
+    for layer_spec in runtime.float32_output(layer_specs):
         outputs = make_layer(layer_spec)(outputs)
-    model = keras.Model(inputs, outputs, name=spec.model.template or "model")
+    if plugins.is_plugin_template(spec.model.template):
+        model = plugins.build_plugin_model(spec, dataset)
+    else:
+        model = keras.Model(inputs, outputs, name=spec.model.template or "model")
     model.compile(
-        optimizer=make_optimizer(spec.compile.optimizer),
-        loss=spec.compile.loss,
+        optimizer=make_optimizer(spec.compile.optimizer, schedule=schedules.for_run(spec, dataset)),
+        loss=losses.make_loss(spec, model),
         metrics=list(spec.compile.metrics),
     )
     return model
@@ -95,10 +99,15 @@ def make_regularizer(value: dict[str, float]) -> keras.regularizers.Regularizer:
     return keras.regularizers.L2(l2 if l2 is not None else 0.0)
 
 
-def make_optimizer(spec: OptimizerSpec) -> keras.optimizers.Optimizer:
-    """The optimizer class by name, given only the arguments the spec sets."""
+def make_optimizer(
+    spec: OptimizerSpec, *, schedule: schedules.Schedule | None = None
+) -> keras.optimizers.Optimizer:
+    """The optimizer class by name, given only the arguments the spec sets (and a schedule)."""
     cls = OPTIMIZERS[spec.name]
-    kwargs = {k: v for k, v in spec.model_dump(exclude={"name"}).items() if v is not None}
+    exclude = {"name", "schedule"}
+    kwargs = {k: v for k, v in spec.model_dump(exclude=exclude).items() if v is not None}
+    if schedule is not None:
+        kwargs["learning_rate"] = schedule
     accepted = set(inspect.signature(cls).parameters)
     wrong = sorted(set(kwargs) - accepted)
     if wrong:

@@ -1,15 +1,19 @@
-"""Dataset registry: digits (scikit-learn); MNIST, IMDB from FITBOARD_DATA_DIR or Keras' cache."""
+"""Dataset registry: digits (scikit-learn); MNIST, Fashion-MNIST, CIFAR-10, IMDB, Reuters from
+FITBOARD_DATA_DIR or Keras' cache."""
 
 from __future__ import annotations
 
 import csv
 import gzip
 import hashlib
+import io
 import json
 import logging
 import os
+import pickle
 import string
 import struct
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +23,7 @@ import numpy as np
 
 from backend.config import get_settings
 from backend.spec import DatasetSpec
+from worker.trainer import dataset_options
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +59,20 @@ class Dataset:
 
 def load(spec: DatasetSpec, *, data_dir: Path | None, cache_dir: Path | None = None) -> Dataset:
     """Load, prepare and slice the dataset a spec names."""
+    if spec.name == "image_folder":  # a directory on the worker; its classes are its folders
+        from worker.trainer import image_folder
+
+        return image_folder.load(spec)
     loader = _LOADERS[spec.name]
-    x_train, y_train, x_test, y_test = loader(spec, data_dir, cache_dir or default_cache_dir())
+    arrays = loader(spec, data_dir, cache_dir or default_cache_dir())
+    x_train, y_train, x_test, y_test = dataset_options.select_classes(spec, arrays)
     if spec.train_limit is not None:
         x_train, y_train = x_train[: spec.train_limit], y_train[: spec.train_limit]
     if spec.test_limit is not None:
         x_test, y_test = x_test[: spec.test_limit], y_test[: spec.test_limit]
-    if spec.name == "imdb":
+    if spec.name in {"imdb", "reuters"}:
         x_train, x_test = _pad(spec, x_train), _pad(spec, x_test)
+    x_train, x_test = dataset_options.add_channel_axis(spec, x_train, x_test)
     return Dataset(
         name=spec.name,
         x_train=x_train,
@@ -270,6 +281,133 @@ def _imdb_tokens(folder: Path, cache: Path) -> dict[str, np.ndarray]:
     return tokens
 
 
+# --- Fashion-MNIST, CIFAR-10, Reuters (Keras' own file formats) ------------------------------
+
+REUTERS_SHUFFLE_SEED = 113  # keras.datasets.reuters' default seed, so the splits match
+CIFAR10_BATCHES = "cifar-10-batches-py"
+# what rebuilding numpy arrays from a pickle needs (numpy < 2 and >= 2 spellings), no more:
+# the CIFAR batches and reuters.npz are pickles, and a pickle may name any callable
+_PICKLE_GLOBALS = frozenset(
+    {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+    }
+)
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _PICKLE_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a dataset file")
+
+
+def _fashion_mnist(spec: DatasetSpec, data_dir: Path | None, cache: Path) -> Arrays:
+    stems = [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ]
+    for folder in (data_dir / "fashion_mnist", data_dir / "fashion-mnist") if data_dir else ():
+        paths = [_find(folder, s) for s in stems]
+        if all(p is not None for p in paths):
+            x_train, y_train, x_test, y_test = (read_idx(p) for p in paths if p is not None)
+            break
+    else:
+        (x_train, y_train), (x_test, y_test) = _keras_download(
+            "fashion_mnist", data_dir, lambda: _keras_datasets().fashion_mnist.load_data()
+        )
+    return _images(spec, x_train, y_train, x_test, y_test)
+
+
+def _cifar10(spec: DatasetSpec, data_dir: Path | None, cache: Path) -> Arrays:
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    folders = (data_dir / "cifar10" / CIFAR10_BATCHES, data_dir / "cifar10") if data_dir else ()
+    for folder in folders:
+        if all((folder / n).is_file() for n in names):
+            batches = [read_cifar_batch(folder / n) for n in names]
+            x_train = np.concatenate([x for x, _ in batches[:-1]])
+            y_train = np.concatenate([y for _, y in batches[:-1]])
+            x_test, y_test = batches[-1]
+            break
+    else:
+        (x_train, y_train), (x_test, y_test) = _keras_download(
+            "cifar10", data_dir, lambda: _keras_datasets().cifar10.load_data()
+        )
+    return _images(spec, x_train, y_train.reshape(-1), x_test, y_test.reshape(-1))
+
+
+def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One pickled CIFAR batch: images (N, 32, 32, 3) uint8 and labels (N,)."""
+    with path.open("rb") as f:
+        batch = _ArrayUnpickler(f, encoding="bytes").load()
+    batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
+    data = np.asarray(batch["data"], dtype=np.uint8)
+    images = data.reshape(len(data), 3, 32, 32).transpose(0, 2, 3, 1)
+    return images, np.asarray(batch["labels"], dtype=np.int64)
+
+
+def _images(spec: DatasetSpec, *arrays: np.ndarray) -> Arrays:
+    x_train, y_train, x_test, y_test = arrays
+    x_train, x_test = x_train.astype(np.float32), x_test.astype(np.float32)
+    if spec.normalize:
+        x_train /= 255.0
+        x_test /= 255.0
+    return x_train, y_train, x_test, y_test
+
+
+def _reuters(spec: DatasetSpec, data_dir: Path | None, cache: Path) -> Arrays:
+    path = data_dir / "reuters" / "reuters.npz" if data_dir else None
+    if path is None or not path.is_file():
+        (x_train, y_train), (x_test, y_test) = _keras_download(
+            "reuters",
+            data_dir,
+            lambda: _keras_datasets().reuters.load_data(
+                num_words=spec.num_words, test_split=spec.test_split
+            ),
+        )
+        return _ragged(x_train), y_train, _ragged(x_test), y_test
+    arrays = read_npz(path)
+    # keras.datasets.reuters.load_data's steps: shuffle, 1 = start, rank + 3, 2 = OOV
+    order = np.arange(len(arrays["x"]))
+    np.random.RandomState(REUTERS_SHUFFLE_SEED).shuffle(order)
+    labels = np.asarray(arrays["y"], dtype=np.int64)[order]
+    seqs = []
+    for i in order:
+        seq = np.asarray(arrays["x"][i], dtype=np.int64) + IMDB_INDEX_FROM
+        if spec.num_words is not None:
+            seq[seq >= spec.num_words] = IMDB_OOV
+        seqs.append(np.concatenate([[IMDB_START], seq]).astype(np.int32))
+    split = int(len(seqs) * (1 - spec.test_split))
+    return _ragged(seqs[:split]), labels[:split], _ragged(seqs[split:]), labels[split:]
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """An .npz whose object arrays (ragged sequences) load through the restricted unpickler."""
+    out: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.namelist():
+            if member.endswith(".npy"):
+                out[member[: -len(".npy")]] = _read_npy(io.BytesIO(archive.read(member)))
+    return out
+
+
+def _read_npy(f: io.BytesIO) -> np.ndarray:
+    try:
+        return np.asarray(np.lib.format.read_array(f, allow_pickle=False))
+    except ValueError:  # an object array: a pickle after the header
+        f.seek(0)
+        major, _ = np.lib.format.read_magic(f)
+        if major == 1:
+            np.lib.format.read_array_header_1_0(f)
+        else:  # 3.0 differs from 2.0 only in the header's text encoding
+            np.lib.format.read_array_header_2_0(f)
+        return np.asarray(_ArrayUnpickler(f).load())
+
+
 # --- shared ---------------------------------------------------------------------------------
 
 
@@ -296,4 +434,7 @@ _LOADERS: dict[str, Callable[[DatasetSpec, Path | None, Path], Arrays]] = {
     "digits": _digits,
     "mnist": _mnist,
     "imdb": _imdb,
+    "fashion_mnist": _fashion_mnist,
+    "cifar10": _cifar10,
+    "reuters": _reuters,
 }

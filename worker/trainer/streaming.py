@@ -69,18 +69,17 @@ class StreamingCallback(keras.callbacks.Callback):
         self._steps_per_epoch: int | None = None
         self._epoch_base = 0
         self._lr: float | None = None
-        self._lr_variable = True
+        self._schedule: keras.optimizers.schedules.LearningRateSchedule | None = None
         self.last_step = 0
+        # set by a caller that runs several fit() calls as one (fit.phases): the total epochs
+        self.planned_epochs: int | None = None
         self.stopped_by_cancel = False
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._steps_per_epoch = self.params.get("steps")
-        self._lr_variable = not isinstance(
-            getattr(self.model.optimizer, "_learning_rate", None),
-            keras.optimizers.schedules.LearningRateSchedule,
-        )
+        self._schedule = _schedule_of(self.model.optimizer)
         data = {
-            "epochs": self.params.get("epochs"),
+            "epochs": self.planned_epochs or self.params.get("epochs"),
             "steps_per_epoch": self._steps_per_epoch,
             "batch_size": self._batch_size,
             "train_samples": self._train_samples,
@@ -99,7 +98,7 @@ class StreamingCallback(keras.callbacks.Callback):
         step = self._epoch_base + batch + 1
         self.last_step = step
         if step % self._every == 0:
-            lr = self._lr if self._lr_variable else self._read_lr()
+            lr = self._lr if self._schedule is None else self._scheduled_lr()
             # logs is a fresh dict of floats from Keras' CallbackList: keep it, convert later
             self._queue.append((BATCH, step, logs, time.time(), lr))
         if self._cancel.is_set():
@@ -112,6 +111,15 @@ class StreamingCallback(keras.callbacks.Callback):
             self.stopped_by_cancel = True
             self.model.stop_training = True
 
+    def _scheduled_lr(self) -> float | None:
+        """The rate the batch just trained with: the schedule at the step before the update."""
+        schedule = self._schedule
+        try:
+            step = self.model.optimizer.iterations - 1
+            return None if schedule is None else float(keras.ops.convert_to_numpy(schedule(step)))
+        except Exception:
+            return None
+
     def _read_lr(self) -> float | None:
         try:
             lr = self.model.optimizer.learning_rate
@@ -119,6 +127,15 @@ class StreamingCallback(keras.callbacks.Callback):
             return float(lr.numpy() if hasattr(lr, "numpy") else keras.ops.convert_to_numpy(lr))
         except Exception:  # an optimizer without a readable rate still trains
             return None
+
+
+def _schedule_of(optimizer: Any) -> keras.optimizers.schedules.LearningRateSchedule | None:
+    """The optimizer's schedule, looking inside a LossScaleOptimizer (mixed_float16)."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    schedule = getattr(inner, "_learning_rate", None)
+    if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        return schedule
+    return None
 
 
 @dataclass

@@ -20,9 +20,10 @@ from backend.evaluation import service as evaluation
 from backend.runs import service as runs
 from backend.runs.models import RunStatus
 from backend.spec import ExperimentSpec
-from worker.trainer import datasets
+from worker.trainer import datasets, phases, runtime, samples, transfer
 from worker.trainer.build import build_model, make_callbacks, model_summary, prepare_targets
 from worker.trainer.evaluate import evaluate
+from worker.trainer.recipes import Recipes
 from worker.trainer.sql_sink import SqlSink
 from worker.trainer.streaming import MetricFlusher
 
@@ -58,6 +59,8 @@ def run(run_id: int, *, flush_timeout_s: float | None = None) -> int:
         if not isinstance(exc, RunNotRunning):
             _record_failure(run_id, exc, tb)
         return 1
+    finally:
+        runtime.reset()  # the dtype policy is process-global; in-process callers share it
 
 
 def _load_spec(run_id: int) -> ExperimentSpec:
@@ -74,6 +77,8 @@ def _train(
     run_id: int, spec: ExperimentSpec, flusher: MetricFlusher, flush_timeout: float
 ) -> tuple[RunStatus, str | None]:
     settings = get_settings()
+    # first: it declares the devices, which must come before TensorFlow's first op
+    recipes = Recipes(run_id=run_id, spec=spec, flusher=flusher)
     if spec.fit.seed is not None:
         keras.utils.set_random_seed(spec.fit.seed)
     started = time.monotonic()
@@ -87,8 +92,11 @@ def _train(
         dataset.input_shape,
         time.monotonic() - started,
     )
-    model = build_model(spec, dataset)
+    with recipes.scope():
+        model = build_model(spec, dataset)
     summary = model_summary(model)
+    transfer.announce(spec, flusher, summary)  # the base: in the summary and as an event
+    samples.emit_samples(flusher, dataset)
     with session_scope() as session:
         runs.set_model_summary(session, run_id=run_id, summary=summary)
     log.info("run=%s event=model_built params=%d", run_id, summary["total_params"])
@@ -100,11 +108,11 @@ def _train(
         train_samples = math.floor(train_samples * (1.0 - validation_split))
     streaming = flusher.callback(
         every_n_batches=spec.stream.every_n_batches,
-        batch_size=fit.batch_size,
+        batch_size=recipes.batch_size,
         train_samples=train_samples,
     )
     y_train = prepare_targets(spec, model, dataset.y_train)
-    fit_kwargs: dict[str, Any] = {}
+    fit_kwargs: dict[str, Any] = recipes.fit_kwargs(dataset.y_train)
     if fit.validation_data == "test":
         fit_kwargs["validation_data"] = (
             dataset.x_test,
@@ -114,14 +122,20 @@ def _train(
         fit_kwargs["validation_split"] = validation_split
 
     flusher.start()
-    log.info("run=%s event=fit_start epochs=%d batch_size=%d", run_id, fit.epochs, fit.batch_size)
-    model.fit(
+    log.info(
+        "run=%s event=fit_start epochs=%d batch_size=%d", run_id, fit.epochs, recipes.batch_size
+    )
+    fit_model = phases.fit_function(model, spec=spec, flusher=flusher)  # fit.phases, if any
+    fit_model(
         dataset.x_train,
         y_train,
         epochs=fit.epochs,
-        batch_size=fit.batch_size,
+        batch_size=recipes.batch_size,
         shuffle=fit.shuffle,
-        callbacks=[*make_callbacks(spec.callbacks), streaming],
+        callbacks=[
+            *recipes.callbacks(make_callbacks(spec.callbacks), num_classes=dataset.num_classes),
+            streaming,
+        ],
         verbose=2,
         **fit_kwargs,
     )
@@ -150,6 +164,8 @@ def _train(
             "run=%s event=evaluated accuracy=%.4f", run_id, float(result.report.get("accuracy", 0))
         )
     _save_model(run_id, model)
+    recipes.after_fit(model, cancelled=cancelled)
+    recipes.close()
 
     if not flusher.close(timeout=flush_timeout):
         raise RuntimeError(f"could not write every metric within {flush_timeout:.0f}s")
