@@ -382,7 +382,10 @@ def test_postgres_outage_loses_and_duplicates_nothing(
     # training went on while the database was unreachable, without stalls
     assert len(batches_while_cut) > 50
     gaps = np.diff(batches_while_cut)
-    assert gaps.max() < 0.5, f"a batch waited {gaps.max():.2f}s during the outage"
+    cut_s = cut_at["restored"] - cut_at["t"]
+    # training blocked on the store would sit out most of the cut in one gap; a loaded
+    # machine alone pauses a thread for well under half of it
+    assert gaps.max() < max(1.0, 0.5 * cut_s), f"a batch waited {gaps.max():.2f}s of {cut_s:.2f}s"
     assert flusher.failed_writes - cut_at["failed"] >= 3
 
     total_batches = switch.step
