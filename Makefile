@@ -14,10 +14,10 @@ export FITBOARD_CHROMIUM ?= /usr/bin/chromium
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install run api worker migrate test lint bench clean
+.PHONY: help install run api worker migrate test lint bench bench-recipes clean
 
 help: ## List the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-9s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-9s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 is needed (python3.11 not found)"; exit 1; }
@@ -49,9 +49,13 @@ lint: install ## ruff and mypy
 	$(BIN)/ruff format --check backend worker tests bench migrations
 	$(BIN)/mypy
 
-bench: install ## Benchmarks: monitoring overhead against plain fit, TensorBoard and MLflow
+bench: install ## Benchmarks: monitoring overhead (vs plain fit, TensorBoard, MLflow); runs page at 100k runs
 	$(BIN)/pip install --quiet -e '.[bench]'
 	FITBOARD_DATA_DIR=$${FITBOARD_DATA_DIR:-$(SHARED_DATA)} $(BIN)/python bench/overhead.py
+	$(BIN)/python bench/runs_page.py
+
+bench-recipes: install ## Reproduce mnist-mlp and imdb-lstm on the full data (about 15 min on 2 cores)
+	FITBOARD_DATA_DIR=$${FITBOARD_DATA_DIR:-$(SHARED_DATA)} $(BIN)/python bench/recipes.py
 
 clean: ## Remove the virtual environment and the embedded stack's data (.fitboard)
 	rm -rf $(VENV) .fitboard

@@ -60,6 +60,20 @@ class Settings(BaseSettings):
         default=0.5, gt=0, description="How often the training process writes metric batches."
     )
     log_level: str = Field(default="INFO", description="Log level of every Fitboard process.")
+    max_upload_mb: int = Field(
+        default=200,
+        ge=1,
+        description="Largest dataset upload (CSV, NPZ or zip) the API accepts, in MB; a larger "
+        "one is refused with 413 while it streams in.",
+    )
+    max_unzipped_mb: int = Field(
+        default=1000,
+        ge=1,
+        description="Largest total unpacked size of an uploaded zip or NPZ, in MB (zip bombs).",
+    )
+    max_zip_entries: int = Field(
+        default=100_000, ge=1, description="Most entries an uploaded zip of images may hold."
+    )
     plugins: str = Field(
         default="",
         description="More directories (os.pathsep-separated) of model-template plugins; the "

@@ -21,6 +21,12 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class TooLarge(DomainError):
+    """A request body over a configured size limit (413)."""
+
+    code = "too_large"
+
+
 class InvalidInput(DomainError):
     """Bad input that pydantic could not catch; ``field`` names where it is."""
 

@@ -17,6 +17,14 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 target_metadata = Base.metadata
 
 
+# indexes that exist only in migrations (PostgreSQL extensions): autogenerate leaves them be
+MIGRATION_ONLY_INDEXES = {"ix_run_search_text_trgm"}
+
+
+def include_object(obj: object, name: str | None, type_: str, reflected: bool, _: object) -> bool:
+    return not (type_ == "index" and reflected and name in MIGRATION_ONLY_INDEXES)
+
+
 def _url() -> str:
     return config.get_main_option("sqlalchemy.url") or get_settings().sqlalchemy_url
 
@@ -38,6 +46,7 @@ def run_migrations_online() -> None:
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
+            include_object=include_object,
             render_as_batch=connection.dialect.name == "sqlite",
         )
         with context.begin_transaction():

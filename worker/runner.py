@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from backend.config import get_settings
 from backend.db.session import session_scope
+from backend.runlogs.service import log_path
 from backend.runs import service as runs
 from backend.runs.models import RunStatus
 
@@ -24,10 +25,6 @@ LOG_TAIL_CHARS = 4000
 _active: dict[int, subprocess.Popen[bytes]] = {}
 _stop_reasons: dict[int, str] = {}
 _lock = threading.Lock()
-
-
-def log_path(run_id: int) -> Path:
-    return get_settings().home.resolve() / "logs" / f"run-{run_id}.log"
 
 
 def _tail(path: Path) -> str:

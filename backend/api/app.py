@@ -14,11 +14,13 @@ from backend import logs
 from backend.api import errors
 from backend.artifacts.router import router as artifacts_router
 from backend.config import get_settings
+from backend.datasets.router import router as datasets_router
 from backend.db.migrate import verify_schema
 from backend.evaluation.router import router as evaluation_router
 from backend.events.router import router as events_router
 from backend.health.router import router as health_router
 from backend.metrics.router import router as metrics_router
+from backend.runlogs.router import router as runlogs_router
 from backend.runs.router import router as runs_router
 from backend.runs.sweeper import sweep_once
 from backend.spec.router import router as spec_router
@@ -63,10 +65,12 @@ def create_app() -> FastAPI:
     for router in (
         spec_router,
         runs_router,
+        datasets_router,
         metrics_router,
         events_router,
         evaluation_router,
         artifacts_router,
+        runlogs_router,
         health_router,
     ):
         api.include_router(router)

@@ -10,9 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from backend.errors import Conflict, DomainError, InvalidInput, NotFound
+from backend.errors import Conflict, DomainError, InvalidInput, NotFound, TooLarge
 
-_STATUS = {NotFound: 404, Conflict: 409, InvalidInput: 422}
+_STATUS = {NotFound: 404, Conflict: 409, InvalidInput: 422, TooLarge: 413}
 
 
 def field_path(loc: Sequence[Any], prefix: Sequence[str] = ()) -> str:

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.artifacts.models import Artifact
-from backend.artifacts.store import ArtifactStore
+from backend.artifacts.store import ArtifactStore, run_prefix
 from backend.errors import NotFound
 from backend.events import service as events
 
@@ -17,7 +17,7 @@ def add(
     session: Session, *, store: ArtifactStore, run_id: int, name: str, kind: str, source: Path
 ) -> Artifact:
     """Copy a file into the store and record it (replacing an artifact of the same name)."""
-    key = f"runs/{run_id}/{name}"
+    key = f"{run_prefix(run_id)}{name}"
     size = store.put(key, source)
     artifact = session.scalar(
         select(Artifact).where(Artifact.run_id == run_id, Artifact.name == name)

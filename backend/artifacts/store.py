@@ -19,6 +19,14 @@ class ArtifactStore(Protocol):
     def local_path(self, key: str) -> Path | None:
         """A path on this machine if the store has one (lets the API send the file directly)."""
 
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove every key under prefix (a folder-like 'runs/7/'); returns how many went."""
+
+
+def run_prefix(run_id: int) -> str:
+    """Where a run's artifacts live in the store: every key of run 7 starts with 'runs/7/'."""
+    return f"runs/{run_id}/"
+
 
 def _safe_key(key: str) -> PurePosixPath:
     path = PurePosixPath(key)
@@ -47,6 +55,15 @@ class LocalDirStore:
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
+
+    def delete_prefix(self, prefix: str) -> int:
+        # a prefix is a folder here: 'runs/7/' must never take 'runs/70/' with it
+        target = self._path(prefix.rstrip("/"))
+        if not target.is_dir():
+            return 0
+        count = sum(1 for p in target.rglob("*") if p.is_file())
+        shutil.rmtree(target, ignore_errors=True)
+        return count
 
 
 def get_store() -> ArtifactStore:

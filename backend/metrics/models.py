@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Float, ForeignKey, String
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.db.base import Base
@@ -21,6 +21,17 @@ class MetricPoint(Base):
 
 class LatestMetric(Base):
     __tablename__ = "latest_metrics"
+    __table_args__ = (
+        # the runs list sorted by a final metric walks this in order, either direction
+        Index(
+            "ix_latest_metrics_key_value_run_id",
+            "key",
+            "value",
+            "run_id",
+            postgresql_where=text("value IS NOT NULL"),
+            sqlite_where=text("value IS NOT NULL"),
+        ),
+    )
 
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)

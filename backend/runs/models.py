@@ -6,10 +6,28 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Connection,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    event,
+    func,
+    insert,
+    inspect,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine.default import DefaultExecutionContext
+from sqlalchemy.orm import Mapped, Mapper, mapped_column, relationship
 
 from backend.db.base import Base, BigIntId, utcnow
+
+TAG_MAX_CHARS = 50
+MAX_TAGS = 20
+NOTES_MAX_CHARS = 10_000
 
 
 class RunStatus(enum.StrEnum):
@@ -24,6 +42,19 @@ class RunStatus(enum.StrEnum):
         return self in {RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled}
 
 
+def dataset_of(spec: dict[str, Any] | None) -> str | None:
+    name = ((spec or {}).get("dataset") or {}).get("name")
+    return str(name)[:100] if name else None
+
+
+def _dataset_default(context: DefaultExecutionContext) -> str | None:
+    return dataset_of(context.get_current_parameters().get("spec"))
+
+
+# JSONB on PostgreSQL: sorting by a spec field reads it without re-parsing the whole text
+SpecJSON = JSON().with_variant(JSONB(), "postgresql")
+
+
 class Run(Base):
     __tablename__ = "runs"
     __table_args__ = (
@@ -32,13 +63,17 @@ class Run(Base):
             name="status_valid",
         ),
         Index("ix_runs_status_id", "status", "id"),
+        # the default page: newest first (and the before_id keyset cursor)
+        Index("ix_runs_created_at_id", "created_at", "id"),
+        Index("ix_runs_dataset", "dataset"),
+        Index("ix_runs_preset", "preset"),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default=RunStatus.queued.value)
     preset: Mapped[str | None] = mapped_column(String(100))
-    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    spec: Mapped[dict[str, Any]] = mapped_column(SpecJSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     dispatched_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
@@ -49,3 +84,65 @@ class Run(Base):
     failure_reason: Mapped[str | None] = mapped_column(Text)
     failure_traceback: Mapped[str | None] = mapped_column(Text)
     model_summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    notes: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # copied from spec.dataset.name so the list filters and sorts on a plain indexed column
+    dataset: Mapped[str | None] = mapped_column(String(100), default=_dataset_default)
+
+    tag_rows: Mapped[list[RunTag]] = relationship(
+        back_populates="run",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        lazy="selectin",
+        order_by="RunTag.tag",
+    )
+
+    @property
+    def tags(self) -> list[str]:
+        return [row.tag for row in self.tag_rows]
+
+
+class RunTag(Base):
+    """One tag of one run; the (tag, run_id) index serves ?tag= filters."""
+
+    __tablename__ = "run_tags"
+    __table_args__ = (Index("ix_run_tags_tag_run_id", "tag", "run_id"),)
+
+    run_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(TAG_MAX_CHARS), primary_key=True)
+
+    run: Mapped[Run] = relationship(back_populates="tag_rows")
+
+
+# sort by name, case-insensitively, walks this index (PostgreSQL only: see migration 0002)
+Index("ix_runs_name_lower_id", func.lower(Run.name), Run.id).ddl_if(dialect="postgresql")
+
+
+class RunSearch(Base):
+    """What ?q= searches, one narrow row per run: lower-cased name, tags and notes.
+
+    Apart from the wide runs rows (each holds its spec), so a search that matches many runs
+    reads little; on PostgreSQL a trigram index (made by migration 0002 when pg_trgm can be
+    enabled) serves substring matches.
+    """
+
+    __tablename__ = "run_search"
+
+    run_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    text: Mapped[str] = mapped_column(Text, default="")
+
+
+def build_search_text(name: str, tags: list[str], notes: str) -> str:
+    """One line per field, so a search word never spans two of them."""
+    return "\n".join([name, *tags, notes]).lower()
+
+
+@event.listens_for(Run, "after_insert")
+def _index_new_run(_: Mapper[Run], connection: Connection, run: Run) -> None:
+    # every run is searchable by name from the start, however it was created
+    notes = inspect(run).dict.get("notes") or ""  # what was set; never a load inside a flush
+    text = build_search_text(run.name, [], notes)
+    connection.execute(insert(RunSearch).values(run_id=run.id, text=text))

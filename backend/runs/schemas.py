@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
-from backend.runs.models import Run
+from backend.runs.models import MAX_TAGS, NOTES_MAX_CHARS, TAG_MAX_CHARS, Run, dataset_of
 from backend.spec import ExperimentSpec
 
 
@@ -52,6 +59,7 @@ class RunSummary(BaseModel):
     finished_at: datetime | None
     duration_s: float | None
     worker_host: str | None
+    tags: list[str]
     final_metrics: dict[str, float | None]
 
     @classmethod
@@ -65,17 +73,19 @@ class RunSummary(BaseModel):
             name=run.name,
             status=run.status,
             preset=run.preset,
-            dataset=(run.spec.get("dataset") or {}).get("name"),
+            dataset=run.dataset or dataset_of(run.spec),
             created_at=run.created_at,
             started_at=run.started_at,
             finished_at=run.finished_at,
             duration_s=duration,
             worker_host=run.worker_host,
+            tags=run.tags,
             final_metrics={k: v for k, v in final_metrics.items() if not k.startswith("batch/")},
         )
 
 
 class RunOut(RunSummary):
+    notes: str
     spec: ExperimentSpec
     failure_reason: str | None
     failure_traceback: str | None
@@ -88,6 +98,7 @@ class RunOut(RunSummary):
         summary = RunSummary.of(run, final_metrics)
         return cls(
             **summary.model_dump(),
+            notes=run.notes,
             spec=ExperimentSpec.model_validate(run.spec),
             failure_reason=run.failure_reason,
             failure_traceback=run.failure_traceback,
@@ -97,7 +108,70 @@ class RunOut(RunSummary):
         )
 
 
+Tag = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TAG_MAX_CHARS)
+]
+
+
+class RunPatch(BaseModel):
+    """Fields to change; those left out stay as they are. Tags replace the run's tags."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"tags": ["baseline", "lr-sweep"], "notes": "best yet"}]},
+    )
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    tags: list[Tag] | None = Field(
+        default=None,
+        description=f"Replaces the tags. Each trimmed, 1-{TAG_MAX_CHARS} characters; duplicates "
+        f"dropped; at most {MAX_TAGS}; read back sorted.",
+    )
+    notes: str | None = Field(default=None, max_length=NOTES_MAX_CHARS)
+
+    @field_validator("name", "tags", "notes", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # validators skip defaults, so only an explicit null gets here
+        if value is None:
+            raise ValueError("must not be null (leave the field out to keep it)")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("name must not be blank")
+        return value.strip()
+
+    @field_validator("tags")
+    @classmethod
+    def _dedupe_tags(cls, tags: list[str]) -> list[str]:
+        cleaned = list(dict.fromkeys(tags))  # already trimmed by Tag; stored sorted
+        if len(cleaned) > MAX_TAGS:
+            raise ValueError(f"at most {MAX_TAGS} tags, got {len(cleaned)}")
+        return cleaned
+
+
 class RunPage(BaseModel):
     items: list[RunSummary]
-    total: int
-    next_cursor: int | None = Field(description="Pass as before_id for the next page.")
+    total: int = Field(description="Runs matching the filters, on every page.")
+    next_cursor: int | None = Field(
+        description="Pass as before_id for the next page (default sort only; else use offset)."
+    )
+    offset: int
+    limit: int
+
+
+class FacetValue(BaseModel):
+    value: str
+    count: int
+
+
+class RunFacets(BaseModel):
+    """Values the runs page offers in its filters, most used first."""
+
+    statuses: list[FacetValue]
+    datasets: list[FacetValue]
+    presets: list[FacetValue]
+    tags: list[FacetValue]

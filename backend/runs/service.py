@@ -1,20 +1,27 @@
-"""Runs: create, read, list, and every status transition (each one also a live event)."""
+"""Runs: create, read, list, edit, delete, and every status transition (each a live event)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from backend import dispatch
+from backend.artifacts.store import ArtifactStore, run_prefix
+from backend.datasets import service as datasets
 from backend.db.base import utcnow
+from backend.db.upsert import upsert
 from backend.errors import Conflict, InvalidInput, NotFound
 from backend.events import service as events
-from backend.runs.models import Run, RunStatus
+from backend.runs.models import Run, RunSearch, RunStatus, RunTag, build_search_text, dataset_of
 from backend.spec import PRESETS, resolve_spec
 from backend.spec.presets import UnknownPreset
+
+log = logging.getLogger(__name__)
 
 TRACEBACK_TAIL_CHARS = 8000
 
@@ -56,10 +63,13 @@ def submit(
     except UnknownPreset as exc:
         known = ", ".join(sorted(PRESETS))
         raise InvalidInput(f"unknown preset {exc.name!r}; known: {known}", field="preset") from exc
+    datasets.check_spec(session, resolved)  # an uploaded dataset must exist
+    spec_json = resolved.model_dump(mode="json")
     run = Run(
         name=name.strip(),
-        spec=resolved.model_dump(mode="json"),
+        spec=spec_json,
         preset=preset,
+        dataset=dataset_of(spec_json),
         status=RunStatus.queued.value,
     )
     session.add(run)
@@ -75,18 +85,63 @@ def get(session: Session, run_id: int) -> Run:
     return run
 
 
-def list_page(
-    session: Session, *, limit: int, before_id: int | None = None, status: str | None = None
-) -> tuple[list[Run], int]:
-    """Newest first; page with before_id (the cursor is the last id of the previous page)."""
-    where = []
-    if status is not None:
-        where.append(Run.status == status)
-    total = int(session.scalar(select(func.count()).select_from(Run).where(*where)) or 0)
-    if before_id is not None:
-        where.append(Run.id < before_id)
-    runs = list(session.scalars(select(Run).where(*where).order_by(Run.id.desc()).limit(limit)))
-    return runs, total
+def edit(
+    session: Session,
+    *,
+    run_id: int,
+    name: str | None = None,
+    tags: Sequence[str] | None = None,
+    notes: str | None = None,
+) -> Run:
+    """Change what people write about a run (any status); None leaves a field as it is."""
+    run = get(session, run_id)
+    if name is not None:
+        run.name = name
+    if notes is not None:
+        run.notes = notes
+    if tags is not None:
+        # reuse the rows of tags that stay: deleting and re-adding one would collide on flush
+        kept = {row.tag: row for row in run.tag_rows}
+        run.tag_rows = [kept.get(tag) or RunTag(tag=tag) for tag in sorted(set(tags))]
+    session.flush()
+    upsert(
+        session,
+        RunSearch.__table__,  # type: ignore[arg-type]
+        [{"run_id": run.id, "text": build_search_text(run.name, run.tags, run.notes)}],
+        index_elements=["run_id"],
+        update=["text"],
+    )
+    return run
+
+
+_FILES_TO_DELETE = "fitboard.artifact_prefixes_to_delete"
+
+
+def delete(session: Session, *, run_id: int, store: ArtifactStore) -> None:
+    """Delete a finished run, its rows (by cascade) and, once committed, its artifact files."""
+    run = get(session, run_id)
+    if not RunStatus(run.status).finished:
+        raise Conflict(f"run {run_id} is {run.status}: cancel it first")
+    # only the finished states are deletable, so no worker is writing to it any more
+    session.delete(run)
+    session.flush()
+    session.info.setdefault(_FILES_TO_DELETE, []).append((store, run_prefix(run_id)))
+    log.info("run %s: deleted", run_id)
+
+
+@event.listens_for(Session, "after_commit")
+def _delete_files_after_commit(session: Session) -> None:
+    # after the commit: a failed commit must not leave rows pointing at removed files
+    for store, prefix in session.info.pop(_FILES_TO_DELETE, ()):
+        try:
+            store.delete_prefix(prefix)
+        except OSError:
+            log.exception("could not remove artifact files under %s", prefix)
+
+
+@event.listens_for(Session, "after_rollback")
+def _keep_files_after_rollback(session: Session) -> None:
+    session.info.pop(_FILES_TO_DELETE, None)
 
 
 def undispatched(session: Session, *, older_than_s: float) -> list[int]:

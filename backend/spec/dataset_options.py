@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from backend.spec.model import DatasetSpec
 
 IMAGE_FOLDER = "image_folder"
+UPLOAD = "upload"
 DEFAULT_IMAGE_SIZE = [150, 150]  # the tutorial's cats vs dogs size
 _FOLDER_ONLY = ("path", "image_size", "color_mode")
 
@@ -45,12 +46,19 @@ def check_dataset(spec: DatasetSpec) -> None:
             spec.image_size = list(DEFAULT_IMAGE_SIZE)
         if spec.color_mode is None:
             spec.color_mode = "rgb"
+    elif spec.name == UPLOAD:
+        if spec.upload_id is None:
+            raise field_error("DatasetSpec", ("upload_id",), "upload needs an upload_id")
+        if spec.path is not None:
+            raise field_error("DatasetSpec", ("path",), "path applies to image_folder only")
     else:
         for name in _FOLDER_ONLY:
             if getattr(spec, name) is not None:
                 raise field_error(
                     "DatasetSpec", (name,), f"{name} applies to the image_folder dataset only"
                 )
+    if spec.upload_id is not None and spec.name != UPLOAD:
+        raise field_error("DatasetSpec", ("upload_id",), "upload_id applies to upload only")
     kind = DATASETS[spec.name][2] if spec.name in DATASETS else "image"
     if spec.channels_last and kind != "image":
         raise field_error(

@@ -29,10 +29,18 @@ class DatasetSpec(_Strict):
     """Which data, which slice of it and how it is prepared."""
 
     name: Literal[
-        "digits", "mnist", "imdb", "fashion_mnist", "cifar10", "reuters", "image_folder"
+        "digits", "mnist", "imdb", "fashion_mnist", "cifar10", "reuters", "image_folder", "upload"
     ] = Field(
         description="Registered dataset: digits (bundled with scikit-learn), mnist, imdb, "
-        "fashion_mnist, cifar10, reuters; or image_folder (a directory on the worker)."
+        "fashion_mnist, cifar10, reuters; image_folder (a directory on the worker); or upload "
+        "(a dataset uploaded with POST /api/v1/datasets, named by upload_id)."
+    )
+    upload_id: int | None = Field(
+        default=None,
+        ge=1,
+        description="upload: the id of an uploaded dataset (GET /api/v1/datasets lists them). "
+        "A CSV's target and text columns were chosen when it was uploaded; test_split holds "
+        "out part of a CSV, or of an NPZ without x_test.",
     )
     train_limit: int | None = Field(
         default=None, ge=1, description="Use only the first N training examples."
@@ -82,7 +90,9 @@ class DatasetSpec(_Strict):
         description="image_folder: [height, width] images are resized to; default [150, 150].",
     )
     color_mode: Literal["rgb", "grayscale", "rgba"] | None = Field(
-        default=None, description="image_folder: channels images are read with; default rgb."
+        default=None,
+        description="image_folder: channels images are read with; default rgb. An uploaded "
+        "zip defaults to its images' own size, and grayscale when all of them are.",
     )
 
     @model_validator(mode="after")

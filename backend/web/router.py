@@ -36,6 +36,16 @@ def run_page(run_id: int) -> FileResponse:
     return _page("run.html")
 
 
+@router.get("/compare")
+def compare_page() -> FileResponse:
+    return _page("compare.html")
+
+
+@router.get("/datasets")
+def datasets_page() -> FileResponse:
+    return _page("datasets.html")
+
+
 @router.get("/static/vendor/plotly.min.js")
 def plotly_js() -> FileResponse:
     return FileResponse(

@@ -76,7 +76,9 @@ def api(base_url: str) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture(scope="session")
+# one Playwright (and Chromium) per module: the sync API cannot run two at once, and other
+# browser test modules start their own
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (FITBOARD_CHROMIUM)")

@@ -63,6 +63,10 @@ def load(spec: DatasetSpec, *, data_dir: Path | None, cache_dir: Path | None = N
         from worker.trainer import image_folder
 
         return image_folder.load(spec)
+    if spec.name == "upload":  # uploaded through the API, under FITBOARD_HOME/datasets/
+        from worker.trainer import uploaded
+
+        return uploaded.load(spec)
     loader = _LOADERS[spec.name]
     arrays = loader(spec, data_dir, cache_dir or default_cache_dir())
     x_train, y_train, x_test, y_test = dataset_options.select_classes(spec, arrays)

@@ -54,6 +54,133 @@ export class TrainingCharts {
     this.onProgress = onProgress;
     this.plots = PLOTS.map((plot) => ({ ...plot, div: document.getElementById(plot.id), traces: traceSpecs(plot) }));
     this.emptyText = "Waiting for the first batch…";
+    this.granularity = "both"; // both | batch | epoch: which training curves are shown
+    this.markers = { earlyStop: null, phases: [] };
+    // (key, minStep, maxStep) -> Promise of a /metrics series: finer detail for a zoomed range
+    this.fetchDetail = null;
+  }
+
+  /** Show per-batch curves, per-epoch curves, or both (validation is per epoch: always shown). */
+  setGranularity(mode) {
+    this.granularity = mode;
+    if (!this.drawn) return;
+    for (const plot of this.plots) {
+      Plotly.restyle(plot.div, { visible: plot.traces.map((trace) => this.visible(trace.role)) });
+    }
+  }
+
+  visible(role) {
+    if (role === "epoch") return this.granularity !== "batch";
+    if (role === "batch" || role === "low" || role === "high") return this.granularity !== "epoch";
+    return true;
+  }
+
+  /** Early stop {stopped_epoch, best_epoch, monitor} and phases [{index, start_epoch}] on the curves. */
+  setMarkers({ earlyStop, phases } = {}) {
+    if (earlyStop !== undefined) this.markers.earlyStop = earlyStop;
+    if (phases !== undefined) this.markers.phases = phases;
+    if (!this.drawn) return;
+    for (const plot of this.plots) {
+      Plotly.relayout(plot.div, { shapes: this.markerShapes(), annotations: this.annotations(plot) });
+    }
+  }
+
+  /** [{x, label, color, line}] in epoch units (epoch e ends at x = e). */
+  markerList() {
+    const list = [];
+    for (const phase of this.markers.phases || []) {
+      if (!(phase.start_epoch >= 1)) continue;
+      list.push({ x: phase.start_epoch - 1, label: `phase ${(phase.index ?? 0) + 1}`, color: "#7c3aed", line: phase.start_epoch > 1, kind: "phase" });
+    }
+    const stop = this.markers.earlyStop;
+    if (stop && stop.best_epoch) {
+      list.push({ x: stop.best_epoch, label: `best (${stop.monitor || "monitor"})`, color: "#15803d", line: true, kind: "best" });
+    }
+    if (stop && stop.stopped_epoch) {
+      list.push({ x: stop.stopped_epoch, label: "early stop", color: "#b91c1c", line: true, kind: "stop" });
+    }
+    return list;
+  }
+
+  markerShapes() {
+    return this.markerList()
+      .filter((marker) => marker.line)
+      .map((marker) => ({
+        type: "line",
+        xref: "x",
+        yref: "paper",
+        x0: marker.x,
+        x1: marker.x,
+        y0: 0,
+        y1: 1,
+        name: marker.kind,
+        line: { color: marker.color, width: 1.5, dash: marker.kind === "phase" ? "dash" : "dot" },
+      }));
+  }
+
+  /** Wire zoom -> finer detail once the plot exists; double-click (autorange) goes back. */
+  listen(plot) {
+    if (plot.listening || typeof plot.div.on !== "function") return;
+    plot.listening = true;
+    plot.div.on("plotly_relayout", (event) => this.onRelayout(plot, event));
+  }
+
+  onRelayout(plot, event) {
+    if (!event) return;
+    if (event["xaxis.autorange"]) {
+      if (plot.detail) {
+        plot.detail = null;
+        plot.detailToken = (plot.detailToken || 0) + 1;
+        delete plot.div.dataset.detail;
+        this.redrawPlot(plot);
+      }
+      return;
+    }
+    const range = event["xaxis.range"] || (event["xaxis.range[0]"] !== undefined ? [event["xaxis.range[0]"], event["xaxis.range[1]"]] : null);
+    if (!range || !this.fetchDetail) return;
+    const overview = this.series.get(plot.batchKey);
+    if (!overview || !overview.downsampled) return; // every point is drawn already
+    const toStep = (x) => (this.stepsPerEpoch ? x * this.stepsPerEpoch : x);
+    const minStep = Math.max(1, Math.floor(toStep(Math.min(range[0], range[1]))));
+    const maxStep = Math.ceil(toStep(Math.max(range[0], range[1])));
+    if (!(maxStep > minStep)) return;
+    const token = (plot.detailToken || 0) + 1;
+    plot.detailToken = token;
+    plot.div.dataset.detail = "loading";
+    this.fetchDetail(plot.batchKey, minStep, maxStep)
+      .then((series) => {
+        if (plot.detailToken !== token || !series) return;
+        plot.detail = { minStep, maxStep, series: this.toSeries(series) };
+        plot.div.dataset.detail = `${minStep}-${maxStep}`;
+        this.redrawPlot(plot);
+      })
+      .catch(() => {
+        if (plot.detailToken === token) delete plot.div.dataset.detail;
+      });
+  }
+
+  toSeries(data) {
+    const steps = data.steps || [];
+    return {
+      steps: [...steps],
+      values: [...(data.values || [])],
+      min: data.downsampled ? [...(data.min || [])] : [],
+      max: data.downsampled ? [...(data.max || [])] : [],
+      downsampled: Boolean(data.downsampled),
+      lastStep: steps.length ? steps[steps.length - 1] : -Infinity,
+    };
+  }
+
+  /** The series a trace draws: a zoomed plot's batch traces use the finer detail. */
+  seriesOf(plot, trace) {
+    if (plot.detail && trace.key === plot.batchKey) return plot.detail.series;
+    return this.series.get(trace.key);
+  }
+
+  redrawPlot(plot) {
+    plot.hasData = this.hasData(plot);
+    const data = plot.traces.map((trace) => this.buildTrace(plot, trace));
+    Plotly.react(plot.div, data, this.layout(plot), { responsive: true, displaylogo: false });
   }
 
   /** Batch steps on the epoch axis; while steps per epoch is unknown, raw batch numbers. */
@@ -160,6 +287,8 @@ export class TrainingCharts {
     plot.traces.forEach((trace, index) => {
       const batch = pending.get(trace.key);
       if (!batch) return;
+      // a zoomed plot shows a fixed range of detail: new batches join when the zoom is reset
+      if (plot.detail && trace.key === plot.batchKey) return;
       if ((trace.role === "low" || trace.role === "high") && !this.series.get(trace.key).downsampled) return;
       indices.push(index);
       update.x.push(batch.steps.map((step) => this.x(trace.role, step)));
@@ -172,9 +301,16 @@ export class TrainingCharts {
   }
 
   buildTrace(plot, trace) {
-    const s = this.series.get(trace.key);
+    const s = this.seriesOf(plot, trace);
     const xs = s.steps.map((step) => this.x(trace.role, step));
-    const base = { x: xs, customdata: [...s.steps], type: "scatter", uid: trace.key, meta: trace.role };
+    const base = {
+      x: xs,
+      customdata: [...s.steps],
+      type: "scatter",
+      uid: trace.key,
+      meta: trace.role,
+      visible: this.visible(trace.role),
+    };
     const color = trace.role === "val" ? COLORS.val : plot.color;
     const yFormat = plot.title === "learning rate" ? ".3~e" : ".4f";
     if (trace.role === "low" || trace.role === "high") {
@@ -220,7 +356,20 @@ export class TrainingCharts {
   }
 
   annotations(plot) {
-    if (plot.hasData) return [];
+    if (plot.hasData) {
+      return this.markerList().map((marker) => ({
+        x: marker.x,
+        xref: "x",
+        y: 1,
+        yref: "paper",
+        yanchor: "top",
+        xanchor: "left",
+        text: marker.label,
+        showarrow: false,
+        font: { size: 10, color: marker.color },
+        bgcolor: "rgba(255, 255, 255, 0.8)",
+      }));
+    }
     return [
       {
         text: this.emptyText,
@@ -238,6 +387,7 @@ export class TrainingCharts {
     plot.hasData = this.hasData(plot);
     Plotly.relayout(plot.div, {
       annotations: this.annotations(plot),
+      shapes: plot.hasData ? this.markerShapes() : [],
       "xaxis.visible": plot.hasData,
       "yaxis.visible": plot.hasData,
     });
@@ -265,6 +415,7 @@ export class TrainingCharts {
         exponentformat: plot.valKey ? "none" : "power",
       },
       annotations: this.annotations(plot),
+      shapes: plot.hasData ? this.markerShapes() : [],
       uirevision: plot.id, // keep the user's zoom while data streams in
       paper_bgcolor: "rgba(0,0,0,0)",
       plot_bgcolor: "rgba(0,0,0,0)",
@@ -277,6 +428,7 @@ export class TrainingCharts {
       plot.hasData = this.hasData(plot);
       const data = plot.traces.map((trace) => this.buildTrace(plot, trace));
       Plotly.react(plot.div, data, this.layout(plot), { responsive: true, displaylogo: false });
+      this.listen(plot);
     }
     this.drawn = true;
   }

@@ -1,26 +1,43 @@
-// New run: pick a preset, edit its spec as JSON, submit; show 422 errors next to their inputs.
+// New run: pick a preset (or clone a run), edit its spec in a form generated from the JSON
+// Schema or as JSON or YAML (all three kept in sync), submit; 422 errors go next to their fields.
 
 import { ApiError, api, describeError, showMessage } from "./api.js";
 import { el } from "./format.js";
+import { clone, isObject } from "./schema.js";
+import { KERAS_LAYERS, SchemaForm } from "./schema_form.js";
+import { parseYaml, toYaml } from "./yaml.js";
 
-const form = document.getElementById("new-run-form");
-const presetSelect = document.getElementById("preset-select");
-const presetDescription = document.getElementById("preset-description");
-const nameInput = document.getElementById("run-name");
-const nameErrors = document.getElementById("name-error");
-const editor = document.getElementById("spec-editor");
-const specErrors = document.getElementById("spec-errors");
-const formError = document.getElementById("form-error");
-const submitButton = document.getElementById("submit-run");
-const submitStatus = document.getElementById("submit-status");
-const resetButton = document.getElementById("reset-spec");
+const $ = (id) => document.getElementById(id);
+const form = $("new-run-form");
+const presetSelect = $("preset-select");
+const presetDescription = $("preset-description");
+const nameInput = $("run-name");
+const nameErrors = $("name-error");
+const editor = $("spec-editor");
+const yamlEditor = $("spec-yaml");
+const specErrors = $("spec-errors");
+const formError = $("form-error");
+const submitButton = $("submit-run");
+const submitStatus = $("submit-status");
+const resetButton = $("reset-spec");
+const textError = $("text-error");
+const syncState = $("sync-state");
+const formRoot = $("spec-form");
 
 const presets = new Map(); // name -> {name, description, spec}
-let loadedText = ""; // the editor text as last loaded from a preset, to notice edits
-let nameTouched = false;
+const state = {
+  spec: {},
+  loadedText: "", // the spec as last loaded (preset or cloned run), to notice edits
+  origin: null, // {kind: "preset", name} | {kind: "clone", run}
+  view: "json",
+  invalid: null, // {view, message, where}: a text view holds text that does not parse
+  nameTouched: false,
+  schemaForm: null,
+};
 
 const pretty = (value) => JSON.stringify(value, null, 2);
-const isObject = (value) => value !== null && typeof value === "object" && !Array.isArray(value);
+const VIEW_NAMES = { json: "JSON", yaml: "YAML" };
+const NEW_LAYER = { type: "Dense", units: 64, activation: "relu" };
 
 function deepEqual(a, b) {
   if (a === b) return true;
@@ -60,6 +77,8 @@ export function normaliseField(field) {
   return path;
 }
 
+// ---- the three views --------------------------------------------------------------------------
+
 /** Where a dotted spec path's last named key sits in the JSON text (best effort). */
 function locateField(text, path) {
   let at = -1;
@@ -74,68 +93,17 @@ function locateField(text, path) {
   return at === -1 ? null : { start: at, end: at + path.split(".").pop().length + 2 };
 }
 
-function selectInEditor(start, end) {
-  editor.focus();
-  editor.setSelectionRange(start, end);
+function selectInEditor(textarea, start, end) {
+  textarea.focus();
+  textarea.setSelectionRange(start, end);
   // Scroll the selection into view: put the caret line near the top of the textarea.
-  const line = editor.value.slice(0, start).split("\n").length - 1;
-  const lineHeight = parseFloat(getComputedStyle(editor).lineHeight) || 18;
-  editor.scrollTop = Math.max(0, (line - 3) * lineHeight);
-}
-
-function clearErrors() {
-  showMessage(formError, null);
-  nameErrors.replaceChildren();
-  specErrors.replaceChildren();
-  nameInput.removeAttribute("aria-invalid");
-  editor.removeAttribute("aria-invalid");
-  submitStatus.textContent = "";
-}
-
-function fieldError(field, message, { showPath = false } = {}) {
-  const item = el("li", { className: "field-error", dataset: { field } });
-  if (showPath) {
-    const spot = field === "spec" ? null : locateField(editor.value, field);
-    const label = spot
-      ? el("button", {
-          type: "button",
-          className: "link-button field-path",
-          title: "Show in the editor",
-          text: field,
-          on: { click: () => selectInEditor(spot.start, spot.end) },
-        })
-      : el("code", { className: "field-path", text: field });
-    item.append(label, " ");
-  }
-  item.append(el("span", { text: message }));
-  return item;
-}
-
-function showFieldErrors(errors) {
-  const nameList = el("ul", { className: "error-list" });
-  const specList = el("ul", { className: "error-list" });
-  const other = [];
-  for (const error of errors) {
-    const field = normaliseField(error.field);
-    const message = error.message || "is invalid";
-    if (field === "name") nameList.append(fieldError(field, message));
-    else if (field === "spec" || field.startsWith("spec.")) {
-      specList.append(fieldError(field, message, { showPath: true }));
-    } else other.push(field ? `${field}: ${message}` : message);
-  }
-  if (nameList.childElementCount) {
-    nameErrors.replaceChildren(nameList);
-    nameInput.setAttribute("aria-invalid", "true");
-  }
-  if (specList.childElementCount) {
-    specErrors.replaceChildren(el("p", { className: "error-title", text: "The spec was rejected:" }), specList);
-    editor.setAttribute("aria-invalid", "true");
-  }
-  return other;
+  const line = textarea.value.slice(0, start).split("\n").length - 1;
+  const lineHeight = parseFloat(getComputedStyle(textarea).lineHeight) || 18;
+  textarea.scrollTop = Math.max(0, (line - 3) * lineHeight);
 }
 
 /** JSON.parse, with the error's line and column when the engine gives a position. */
-function parseSpec(text) {
+function parseJson(text) {
   try {
     return { value: JSON.parse(text) };
   } catch (err) {
@@ -151,6 +119,175 @@ function parseSpec(text) {
   }
 }
 
+function setView(view, { focus = false } = {}) {
+  state.view = view;
+  for (const tab of document.querySelectorAll('[role="tab"][data-view]')) {
+    const selected = tab.dataset.view === view;
+    tab.setAttribute("aria-selected", String(selected));
+    tab.tabIndex = selected ? 0 : -1;
+    if (selected && focus) tab.focus();
+  }
+  $("json-view").hidden = view !== "json";
+  $("yaml-view").hidden = view !== "yaml";
+}
+
+function renderSyncState() {
+  if (state.invalid) {
+    syncState.textContent = `${VIEW_NAMES[state.invalid.view]} has an error: the form keeps the last valid spec`;
+    syncState.dataset.state = "invalid";
+  } else {
+    syncState.textContent = "✓ form, JSON and YAML in sync";
+    syncState.dataset.state = "ok";
+  }
+}
+
+/** Put the spec in every view except the one it came from. */
+function syncViews(source) {
+  if (source !== "json") editor.value = pretty(state.spec);
+  if (source !== "yaml") {
+    try {
+      yamlEditor.value = toYaml(state.spec);
+    } catch (err) {
+      yamlEditor.value = `# could not write this spec as YAML: ${err.message}`;
+    }
+  }
+  if (source !== "form" && state.schemaForm) state.schemaForm.setValue(state.spec);
+  state.invalid = null;
+  showTextError(null);
+  if (state.schemaForm) state.schemaForm.setDisabled(false);
+  renderSyncState();
+}
+
+function showTextError(invalid) {
+  if (!invalid) {
+    textError.hidden = true;
+    textError.textContent = "";
+    editor.removeAttribute("aria-invalid");
+    yamlEditor.removeAttribute("aria-invalid");
+    return;
+  }
+  const where = invalid.where ? ` (line ${invalid.where.line}, column ${invalid.where.column})` : "";
+  textError.textContent = `${VIEW_NAMES[invalid.view]} not valid${where}: ${invalid.message}`;
+  textError.hidden = false;
+  (invalid.view === "json" ? editor : yamlEditor).setAttribute("aria-invalid", "true");
+}
+
+/** A text view was edited: take its spec if it parses, else hold the form until it does. */
+function onTextInput(view) {
+  const text = view === "json" ? editor.value : yamlEditor.value;
+  const parsed = view === "json" ? parseJson(text) : parseYaml(text);
+  let invalid = null;
+  if (parsed.error !== undefined) invalid = { view, message: parsed.error, where: parsed.where };
+  else if (!isObject(parsed.value)) invalid = { view, message: `the spec must be ${view === "json" ? "a JSON object { … }" : "a YAML mapping (key: value lines)"}`, where: null };
+  if (invalid) {
+    state.invalid = invalid;
+    showTextError(invalid);
+    if (state.schemaForm) {
+      state.schemaForm.setDisabled(true, `Fix the ${VIEW_NAMES[view]} to keep editing here: the form shows the last valid spec.`);
+    }
+    renderSyncState();
+    return;
+  }
+  state.spec = parsed.value;
+  syncViews(view);
+}
+
+function onFormChange(value) {
+  state.spec = value;
+  syncViews("form");
+}
+
+// ---- errors -----------------------------------------------------------------------------------
+
+function clearErrors() {
+  showMessage(formError, null);
+  nameErrors.replaceChildren();
+  specErrors.replaceChildren();
+  nameInput.removeAttribute("aria-invalid");
+  editor.removeAttribute("aria-invalid");
+  submitStatus.textContent = "";
+  if (state.schemaForm) state.schemaForm.clearErrors();
+}
+
+/** Focus a spec field: in the form when it has one, else in the JSON text. */
+function revealField(field) {
+  const row = state.schemaForm && state.schemaForm.closestField(field);
+  if (row && !state.invalid) {
+    const input = row.querySelector("input, select, textarea");
+    row.scrollIntoView({ block: "center" });
+    if (input) input.focus({ preventScroll: true });
+    return;
+  }
+  setView("json");
+  const spot = locateField(editor.value, field);
+  if (spot) selectInEditor(editor, spot.start, spot.end);
+}
+
+function fieldError(field, message, { showPath = false } = {}) {
+  const item = el("li", { className: "field-error", dataset: { field } });
+  if (showPath) {
+    const findable = field !== "spec";
+    const label = findable
+      ? el("button", {
+          type: "button",
+          className: "link-button field-path",
+          title: "Show this field",
+          text: field,
+          on: { click: () => revealField(field) },
+        })
+      : el("code", { className: "field-path", text: field });
+    item.append(label, " ");
+  }
+  item.append(el("span", { text: message }));
+  return item;
+}
+
+function showFieldErrors(errors) {
+  const nameList = el("ul", { className: "error-list" });
+  const specList = el("ul", { className: "error-list" });
+  const inline = [];
+  const other = [];
+  for (const error of errors) {
+    const field = normaliseField(error.field);
+    const message = error.message || "is invalid";
+    if (field === "name") nameList.append(fieldError(field, message));
+    else if (field === "spec" || field.startsWith("spec.")) {
+      specList.append(fieldError(field, message, { showPath: true }));
+      if (field !== "spec") inline.push({ field, message });
+    } else other.push(field ? `${field}: ${message}` : message);
+  }
+  if (nameList.childElementCount) {
+    nameErrors.replaceChildren(nameList);
+    nameInput.setAttribute("aria-invalid", "true");
+  }
+  if (specList.childElementCount) {
+    specErrors.replaceChildren(el("p", { className: "error-title", text: "The spec was rejected:" }), specList);
+  }
+  if (state.schemaForm && inline.length) state.schemaForm.showErrors(inline);
+  return other;
+}
+
+function showTextErrorOnSubmit() {
+  const invalid = state.invalid;
+  const where = invalid.where ? ` (line ${invalid.where.line}, column ${invalid.where.column})` : "";
+  const engineSaysWhere = /line \d+/.test(invalid.message);
+  const kind = VIEW_NAMES[invalid.view];
+  specErrors.replaceChildren(
+    el("ul", { className: "error-list" }, fieldError("spec", `Invalid ${kind}${engineSaysWhere ? "" : where}: ${invalid.message}`)),
+  );
+  setView(invalid.view);
+  const textarea = invalid.view === "json" ? editor : yamlEditor;
+  textarea.setAttribute("aria-invalid", "true");
+  if (invalid.where && Number.isFinite(invalid.where.position)) {
+    selectInEditor(textarea, invalid.where.position, invalid.where.position + 1);
+  } else {
+    textarea.focus();
+  }
+  submitStatus.textContent = `Nothing was sent: fix the ${kind} first.`;
+}
+
+// ---- submit -----------------------------------------------------------------------------------
+
 function buildBody(name, spec) {
   const preset = presets.get(presetSelect.value);
   const overrides = preset ? overridesFrom(preset.spec, spec) : null;
@@ -162,32 +299,21 @@ function buildBody(name, spec) {
 async function submit(event) {
   event.preventDefault();
   clearErrors();
-  const parsed = parseSpec(editor.value);
-  if (parsed.error !== undefined) {
-    const engineSaysWhere = /line \d+/.test(parsed.error);
-    const where = parsed.where && !engineSaysWhere ? ` (line ${parsed.where.line}, column ${parsed.where.column})` : "";
-    specErrors.replaceChildren(
-      el("ul", { className: "error-list" }, fieldError("spec", `Invalid JSON${where}: ${parsed.error}`)),
-    );
-    editor.setAttribute("aria-invalid", "true");
-    if (parsed.where) selectInEditor(parsed.where.position, parsed.where.position + 1);
-    else editor.focus();
-    submitStatus.textContent = "Nothing was sent: fix the JSON first.";
-    return;
+  // the text view on screen is what the user sees: read it again in case an edit was missed
+  if (!state.invalid) {
+    const current = state.view === "json" ? editor.value : yamlEditor.value;
+    const shown = state.view === "json" ? pretty(state.spec) : null;
+    if (shown !== null && current !== shown) onTextInput("json");
   }
-  if (!isObject(parsed.value)) {
-    specErrors.replaceChildren(
-      el("ul", { className: "error-list" }, fieldError("spec", "The spec must be a JSON object { … }.")),
-    );
-    editor.setAttribute("aria-invalid", "true");
-    submitStatus.textContent = "Nothing was sent: fix the spec first.";
+  if (state.invalid) {
+    showTextErrorOnSubmit();
     return;
   }
 
   submitButton.disabled = true;
   submitStatus.textContent = "Starting…";
   try {
-    const run = await api("/runs", { method: "POST", body: buildBody(nameInput.value.trim(), parsed.value) });
+    const run = await api("/runs", { method: "POST", body: buildBody(nameInput.value.trim(), state.spec) });
     submitStatus.textContent = "Run created, opening it…";
     location.assign(`/runs/${encodeURIComponent(run.id)}`);
   } catch (err) {
@@ -201,67 +327,156 @@ async function submit(event) {
     } else {
       submitStatus.textContent = "Fix the errors shown above and submit again.";
     }
-    const firstError = document.querySelector(".field-errors .field-error");
-    (firstError || formError).scrollIntoView({ block: "center", behavior: "smooth" });
+    if (!(state.schemaForm && state.schemaForm.revealFirstError())) {
+      const firstError = document.querySelector(".field-errors .field-error");
+      (firstError || formError).scrollIntoView({ block: "center" });
+    }
   }
+}
+
+// ---- loading a spec ---------------------------------------------------------------------------
+
+function setSpec(spec, origin) {
+  clearErrors();
+  state.spec = clone(spec);
+  state.origin = origin;
+  state.loadedText = pretty(state.spec);
+  syncViews(null);
+  resetButton.textContent = origin && origin.kind === "clone" ? `Reset spec to run #${origin.run.id}` : "Reset spec to preset";
 }
 
 function loadPreset(name) {
   const preset = presets.get(name);
-  clearErrors();
   presetDescription.textContent = preset ? preset.description || "" : "";
-  loadedText = preset ? pretty(preset.spec) : "{\n  \n}";
-  editor.value = loadedText;
-  if (!nameTouched) nameInput.value = preset ? preset.name : "";
+  setSpec(preset ? preset.spec : {}, preset ? { kind: "preset", name } : null);
+  if (!state.nameTouched) nameInput.value = preset ? preset.name : "";
+  $("clone-note").hidden = true;
   const url = new URL(location.href);
+  url.searchParams.delete("clone");
   if (preset) url.searchParams.set("preset", preset.name);
   else url.searchParams.delete("preset");
   history.replaceState(null, "", url);
 }
 
+/** Fill the form from a run; returns null, or why it could not (to show once a preset is in). */
+async function loadClone(runId) {
+  let run;
+  try {
+    run = await api(`/runs/${encodeURIComponent(runId)}`);
+  } catch (err) {
+    const missing = err instanceof ApiError && err.status === 404;
+    return missing ? `There is no run ${runId} to clone.` : `Could not load run ${runId} to clone it: ${describeError(err)}`;
+  }
+  presetSelect.value = run.preset && presets.has(run.preset) ? run.preset : "";
+  presetDescription.textContent = run.preset && presets.has(run.preset)
+    ? `Cloned from a run of this preset; only what differs from it is sent as overrides.`
+    : "";
+  setSpec(run.spec, { kind: "clone", run });
+  nameInput.value = `${run.name} (clone)`;
+  state.nameTouched = true;
+  const note = $("clone-note");
+  note.replaceChildren(
+    "Cloned from ",
+    el("a", { href: `/runs/${encodeURIComponent(run.id)}`, text: `run #${run.id}` }),
+    " ",
+    el("span", { className: "clone-name", text: run.name }),
+  );
+  note.hidden = false;
+  return null;
+}
+
+async function loadSchema() {
+  try {
+    const schema = await api("/spec/schema");
+    state.schemaForm = new SchemaForm(formRoot, {
+      schema,
+      onChange: onFormChange,
+      newItems: { "model.layers": NEW_LAYER },
+      suggest: (path) => (path.length === 4 && path[0] === "model" && path[1] === "layers" && path[3] === "type" ? KERAS_LAYERS : null),
+    });
+  } catch (err) {
+    formRoot.replaceChildren(
+      el("p", { className: "message error", role: "alert", text: `The form is unavailable (${describeError(err)}); edit the spec as JSON or YAML instead.` }),
+    );
+  } finally {
+    formRoot.removeAttribute("aria-busy");
+  }
+}
+
 async function init() {
-  const wanted = new URLSearchParams(location.search).get("preset");
+  const params = new URLSearchParams(location.search);
+  const wanted = params.get("preset");
+  const cloneId = params.get("clone");
   let list = [];
   let failure = null;
-  try {
-    list = await api("/presets");
-  } catch (err) {
-    failure = err;
-  }
+  const [presetsResult] = await Promise.allSettled([api("/presets"), loadSchema()]);
+  if (presetsResult.status === "fulfilled") list = presetsResult.value;
+  else failure = presetsResult.reason;
   presetSelect.replaceChildren(el("option", { value: "", text: "None: write the whole spec" }));
   for (const preset of list) {
     presets.set(preset.name, preset);
     presetSelect.append(el("option", { value: preset.name, text: preset.name }));
   }
   presetSelect.disabled = false;
+  const cloneFailure = cloneId ? await loadClone(cloneId) : null;
+  if (cloneId && !cloneFailure) {
+    if (failure) showMessage(formError, failure, { prefix: "Could not load presets: " });
+    return;
+  }
   const unknown = wanted && !presets.has(wanted);
   const initial = wanted && !unknown ? wanted : list.length ? list[0].name : "";
   presetSelect.value = initial;
   loadPreset(initial);
-  if (failure) {
-    showMessage(formError, failure, { prefix: "Could not load presets (you can still paste a whole spec): " });
+  // /new?dataset_upload=ID (the Datasets page): the preset's spec, trained on that upload
+  const uploadId = Number(params.get("dataset_upload"));
+  if (Number.isInteger(uploadId) && uploadId > 0) {
+    state.spec = { ...state.spec, dataset: { name: "upload", upload_id: uploadId } };
+    syncViews(null);
+  }
+  if (cloneFailure) {
+    showMessage(formError, `${cloneFailure} Showing ${initial ? `the ${initial} preset` : "an empty spec"} instead.`);
+  } else if (failure) {
+    showMessage(formError, failure, { prefix: "Could not load presets (you can still write a whole spec): " });
   } else if (unknown) {
     showMessage(formError, `There is no preset named "${wanted}"; showing ${initial || "an empty spec"} instead.`);
   }
 }
 
+// ---- events -----------------------------------------------------------------------------------
+
+const edited = () => Boolean(state.invalid) || pretty(state.spec) !== state.loadedText;
+
 presetSelect.addEventListener("change", () => {
-  const edited = editor.value !== loadedText;
-  const previous = [...presets.keys()].find((name) => pretty(presets.get(name).spec) === loadedText) ?? "";
-  if (edited && !window.confirm("Replace your edited spec with this preset's spec?")) {
-    presetSelect.value = previous;
+  const previous = state.origin && state.origin.kind === "preset" ? state.origin.name : state.origin && state.origin.kind === "clone" ? state.origin.run.preset || "" : "";
+  if (edited() && !window.confirm("Replace your edited spec with this preset's spec?")) {
+    presetSelect.value = presets.has(previous) ? previous : "";
     return;
   }
   loadPreset(presetSelect.value);
 });
 
-resetButton.addEventListener("click", () => loadPreset(presetSelect.value));
+resetButton.addEventListener("click", () => {
+  if (state.origin && state.origin.kind === "clone") setSpec(state.origin.run.spec, state.origin);
+  else loadPreset(presetSelect.value);
+});
 nameInput.addEventListener("input", () => {
-  nameTouched = true;
+  state.nameTouched = true;
 });
-editor.addEventListener("keydown", (event) => {
-  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) form.requestSubmit();
-});
+editor.addEventListener("input", () => onTextInput("json"));
+yamlEditor.addEventListener("input", () => onTextInput("yaml"));
+for (const textarea of [editor, yamlEditor]) {
+  textarea.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) form.requestSubmit();
+  });
+}
+for (const tab of document.querySelectorAll('[role="tab"][data-view]')) {
+  tab.addEventListener("click", () => setView(tab.dataset.view));
+  tab.addEventListener("keydown", (event) => {
+    if (event.key !== "ArrowLeft" && event.key !== "ArrowRight") return;
+    event.preventDefault();
+    setView(state.view === "json" ? "yaml" : "json", { focus: true });
+  });
+}
 form.addEventListener("submit", (event) => {
   submit(event).catch((err) => showMessage(formError, describeError(err)));
 });
@@ -270,4 +485,4 @@ window.addEventListener("pageshow", () => {
   submitButton.disabled = false;
 });
 
-init();
+init().catch((err) => showMessage(formError, describeError(err)));

@@ -1,6 +1,9 @@
-// Run page: header, progress, live training curves, evaluation, model, artifacts, spec.
+// Run page: header (tags, notes, runtime), progress, live training curves (per batch / per
+// epoch, zoom for detail, early stop and phase markers), evaluation, model, artifacts, the live
+// log, flags, the events timeline and the spec.
 
-import { ApiError, api, describeError, findEarlyEvent, showMessage } from "./api.js";
+import { Annotations } from "./annotations.js";
+import { ApiError, api, describeError, showMessage } from "./api.js";
 import { TrainingCharts } from "./charts.js";
 import { drawConfusionMatrix, fillReportTable } from "./evaluation.js";
 import {
@@ -13,7 +16,11 @@ import {
   timeElement,
 } from "./format.js";
 import { RateMeter } from "./progress.js";
-import { renderArtifacts, renderModelSummary } from "./sections.js";
+import { readEventLog } from "./eventlog.js";
+import { LogPanel } from "./runlog.js";
+import { OtherMetrics } from "./othermetrics.js";
+import { renderArtifacts, renderBase, renderModelSummary, renderSamples } from "./sections.js";
+import { renderFlags, renderTimeline, runtimeText, timelineEntries } from "./timeline.js";
 
 const $ = (id) => document.getElementById(id);
 const runId = (/^\/runs\/(\d+)\/?$/.exec(location.pathname) || [])[1];
@@ -26,9 +33,44 @@ const state = {
   cmMode: "counts",
   stream: null,
   refreshing: null,
+  events: [], // non-metric events in log order: {kind, data, wall?, received?}
+  runtime: null,
+  phases: [],
+  diagnoses: [],
+  historyRead: false,
+  timelineFrame: null,
 };
 const rate = new RateMeter();
+const otherMetrics = window.Plotly ? new OtherMetrics({ card: $("other-metrics-card"), div: $("other-metrics-plot") }) : null;
 const charts = window.Plotly ? new TrainingCharts({ onProgress: onLivePoints }) : null;
+if (charts) {
+  charts.fetchDetail = async (key, minStep, maxStep) => {
+    const query = new URLSearchParams({ keys: key, min_step: String(minStep), max_step: String(maxStep), max_points: "2000" });
+    const answer = await api(`/runs/${runId}/metrics?${query}`);
+    return answer.series[key] || { steps: [], values: [] };
+  };
+}
+const annotations = new Annotations(
+  {
+    tags: $("run-tags"),
+    notes: $("run-notes"),
+    edit: $("edit-annotations"),
+    form: $("annotations-form"),
+    tagsInput: $("tags-input"),
+    notesInput: $("notes-input"),
+    cancel: $("cancel-annotations"),
+    status: $("annotations-status"),
+    error: $("annotations-error"),
+  },
+  {
+    runId,
+    onSaved: (run) => {
+      state.run = { ...state.run, ...run };
+      renderHeader();
+    },
+  },
+);
+const logPanel = new LogPanel({ output: $("log-output"), status: $("log-state"), jump: $("log-jump"), error: $("log-error") });
 
 // ---- header -------------------------------------------------------------------------------
 
@@ -48,6 +90,10 @@ function renderHeader() {
   $("run-worker").textContent = run.worker_host || "—";
   $("run-preset").textContent = run.preset || "custom spec";
   $("run-dataset").textContent = run.dataset || (run.spec && run.spec.dataset && run.spec.dataset.name) || "—";
+  $("clone-button").href = `/new?clone=${encodeURIComponent(run.id)}`;
+  $("compare-link").href = `/compare?runs=${encodeURIComponent(run.id)}`;
+  annotations.render(run);
+  renderRuntime();
 
   const failed = Boolean(run.failure_reason) || run.status === "failed";
   $("failure").hidden = !failed;
@@ -76,6 +122,86 @@ function renderHeader() {
     const value = active ? (live ?? stored) : (stored ?? live);
     document.querySelector(`#final-metrics [data-key="${key}"]`).textContent = formatMetric(value);
   }
+}
+
+function renderRuntime() {
+  const node = $("run-runtime");
+  const run = state.run;
+  if (state.runtime) {
+    node.textContent = runtimeText(state.runtime);
+    node.classList.remove("muted");
+    return;
+  }
+  node.classList.add("muted");
+  const precision = (run.spec && run.spec.precision) || "float32";
+  if (ACTIVE_STATUSES.has(run.status)) node.textContent = `${precision}; devices are reported when training starts`;
+  else node.textContent = state.historyRead ? `${precision} (the devices were not recorded)` : precision;
+}
+
+// ---- events: timeline, flags, markers -----------------------------------------------------
+
+/** Take one non-metric event (from history or live) into the timeline, flags and plots. */
+function ingestEvent(kind, data, { received = null, wall = null } = {}) {
+  if (kind === "metrics" || kind === "end") return;
+  state.events.push({ kind, data, received, wall });
+  if (kind === "samples") {
+    renderSamples($("samples"), $("samples-grid"), $("samples-sub"), data);
+  } else if (kind === "base") {
+    renderBase($("run-base-row"), $("run-base"), data);
+  } else if (kind === "runtime") {
+    state.runtime = data;
+    renderRuntime();
+  } else if (kind === "early_stop" && charts) {
+    charts.setMarkers({ earlyStop: data });
+  } else if (kind === "phase") {
+    state.phases = [...state.phases.filter((p) => p.index !== data.index), data].sort((a, b) => a.index - b.index);
+    if (charts) charts.setMarkers({ phases: state.phases });
+  } else if (kind === "diagnosis") {
+    state.diagnoses.push(data);
+    renderFlagList();
+  }
+  scheduleTimeline();
+}
+
+function renderFlagList() {
+  renderFlags($("flags"), $("flags-empty"), state.diagnoses, { finished: Boolean(state.run) && !ACTIVE_STATUSES.has(state.run.status) });
+}
+
+function scheduleTimeline() {
+  if (state.timelineFrame !== null) return;
+  state.timelineFrame = requestAnimationFrame(() => {
+    state.timelineFrame = null;
+    if (state.run) renderTimeline($("events"), timelineEntries(state.run, state.events));
+  });
+}
+
+async function loadEventHistory(run) {
+  let result;
+  try {
+    result = await readEventLog(runId, { untilId: run.last_event_id });
+  } catch (err) {
+    showMessage($("events-error"), err, { prefix: "Could not read the run's events: " });
+    result = { events: [], complete: false };
+  }
+  // live events that arrived meanwhile come after these
+  const live = state.events;
+  state.events = [];
+  for (const event of result.events) {
+    if (event.kind === "train_begin" && !state.trainBegin) {
+      state.trainBegin = event.data;
+      if (charts) charts.setStepsPerEpoch(event.data.steps_per_epoch, { exact: true });
+      renderProgress();
+    }
+    ingestEvent(event.kind, event.data, { wall: event.wall });
+  }
+  state.events.push(...live);
+  state.historyRead = true;
+  if (!result.complete && !$("events-error").textContent) {
+    showMessage($("events-error"), "Only part of the event log could be read; reload the page to try again.");
+  }
+  renderRuntime();
+  renderFlagList();
+  scheduleTimeline();
 }
 
 // ---- progress -----------------------------------------------------------------------------
@@ -195,9 +321,12 @@ function refreshRun() {
       state.run = run;
       renderHeader();
       renderModelSummary($("model-summary"), $("model-empty"), run.model_summary);
+      if (run.model_summary && run.model_summary.base) renderBase($("run-base-row"), $("run-base"), run.model_summary.base);
       renderProgress();
       if (run.status === "succeeded" && !state.evaluation) loadEvaluation();
       if (!ACTIVE_STATUSES.has(run.status)) loadArtifacts();
+      renderFlagList();
+      scheduleTimeline();
     })
     .catch((err) => showMessage($("run-error"), err, { prefix: "Could not refresh the run: " }))
     .finally(() => {
@@ -232,7 +361,12 @@ function openStream(afterId) {
   };
   on("metrics", (data) => {
     if (charts) charts.addPoints(data.points || []);
+    if (otherMetrics) otherMetrics.addPoints(data.points || []);
   });
+  const received = (kind) => (data) => ingestEvent(kind, data, { received: new Date() });
+  for (const kind of ["status", "train_begin", "evaluation", "artifact", "early_stop", "phase", "diagnosis", "runtime", "base", "class_weight", "samples"]) {
+    on(kind, received(kind));
+  }
   on("train_begin", (data) => {
     state.trainBegin = data;
     if (charts) charts.setStepsPerEpoch(data.steps_per_epoch, { exact: true });
@@ -258,20 +392,12 @@ function openStream(afterId) {
 // ---- start --------------------------------------------------------------------------------
 
 async function loadHistory(run) {
-  if (run.status !== "queued") {
-    // train_begin went by before this page opened; read it from the start of the event log.
-    findEarlyEvent(runId, "train_begin", { stopAt: ["metrics", "evaluation", "end"] }).then((data) => {
-      if (!data || state.trainBegin) return;
-      state.trainBegin = data;
-      charts.setStepsPerEpoch(data.steps_per_epoch, { exact: true });
-      renderProgress();
-    });
-  }
   const metrics = await api(`/runs/${runId}/metrics?max_points=2000`);
   charts.setEmptyText(
     ACTIVE_STATUSES.has(run.status) ? "Waiting for the first batch…" : "No metrics were recorded for this run.",
   );
   charts.setHistory(metrics.series);
+  if (otherMetrics) otherMetrics.setHistory(metrics.series);
   if (!charts.stepsPerEpoch && charts.epochsDone > 0 && charts.lastBatchStep > 0) {
     // No train_begin to read: guess from history; exact once the run has finished.
     const guess = Math.round(charts.lastBatchStep / charts.epochsDone);
@@ -300,10 +426,16 @@ async function main() {
   state.run = run;
   renderHeader();
   renderModelSummary($("model-summary"), $("model-empty"), run.model_summary);
+  if (run.model_summary && run.model_summary.base) renderBase($("run-base-row"), $("run-base"), run.model_summary.base);
   $("spec-json").textContent = JSON.stringify(run.spec, null, 2);
   renderProgress();
   loadArtifacts();
   if (run.status === "succeeded") loadEvaluation();
+  scheduleTimeline();
+  renderFlagList();
+  // events before this page opened (train_begin, runtime, phases, flags…); the stream has the rest
+  loadEventHistory(run);
+  logPanel.start(runId, { live: ACTIVE_STATUSES.has(run.status), queued: run.status === "queued" });
 
   if (!charts) {
     showMessage($("metrics-error"), "Charts are unavailable: /static/vendor/plotly.min.js did not load.");
@@ -334,6 +466,15 @@ $("cancel-button").addEventListener("click", async () => {
     showMessage($("cancel-error"), err, { prefix: "Could not cancel: " });
     button.disabled = false;
     button.textContent = "Cancel run";
+  }
+});
+
+$("granularity").addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-granularity]");
+  if (!button || !charts) return;
+  charts.setGranularity(button.dataset.granularity);
+  for (const other of $("granularity").querySelectorAll("button")) {
+    other.setAttribute("aria-pressed", String(other === button));
   }
 });
 

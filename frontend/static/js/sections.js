@@ -75,3 +75,50 @@ export function renderArtifacts(list, items, { finished }) {
     }),
   );
 }
+
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+
+/** The `samples` event: a few training images per class; the section stays hidden without any. */
+export function renderSamples(section, grid, sub, data) {
+  const classes = data && Array.isArray(data.classes) ? data.classes : [];
+  const format = data && data.format === "png" ? "png" : null;
+  const cells = [];
+  for (const item of classes) {
+    const images = (Array.isArray(item.images) ? item.images : []).filter((b64) => typeof b64 === "string" && BASE64.test(b64));
+    if (!format || !images.length) continue;
+    const name = item.name ?? item.index ?? "";
+    cells.push(
+      el(
+        "figure",
+        { className: "sample-class", dataset: { index: String(item.index ?? "") } },
+        el("div", { className: "sample-images" }, ...images.map((b64) => el("img", { src: `data:image/png;base64,${b64}`, alt: `class ${name}` }))),
+        el("figcaption", { className: "sample-label", text: String(name) }),
+      ),
+    );
+  }
+  grid.replaceChildren(...cells);
+  const shape = data && Array.isArray(data.image_shape) ? data.image_shape.join("×") : "";
+  sub.textContent = cells.length ? `training images per class${shape ? ` · ${shape}` : ""}` : "";
+  section.hidden = cells.length === 0;
+}
+
+/** "run #N" (a link) or "VGG16 (imagenet)" for model.base; hidden when there is none. */
+export function renderBase(row, node, base) {
+  if (!base || typeof base !== "object") {
+    row.hidden = true;
+    return;
+  }
+  const parts = [];
+  const runId = Number(base.from_run);
+  if (Number.isInteger(runId) && runId > 0) {
+    parts.push(el("a", { href: `/runs/${runId}`, text: `run #${runId}` }));
+  } else if (base.application) {
+    parts.push(`${base.application} (${base.weights || "random weights"})`);
+  } else {
+    row.hidden = true;
+    return;
+  }
+  if (base.trainable) parts.push(el("span", { className: "muted", text: " · trainable" }));
+  node.replaceChildren(...parts);
+  row.hidden = false;
+}

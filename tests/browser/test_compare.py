@@ -1,0 +1,124 @@
+"""The Compare page: overlaid curves, the parameters that differ, final metrics, URL selection.
+
+Runs on the same stack and fixtures as test_pages.py (FITBOARD_BASE_URL, or the live stack).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import httpx
+import pytest
+
+from tests.browser.test_pages import (  # noqa: F401  (fixtures)
+    RUN_DONE_MS,
+    api,
+    base_url,
+    browser,
+    expect,
+    page,
+    screenshot,
+    wait_status,
+)
+
+sync_api = pytest.importorskip("playwright.sync_api")
+Page = sync_api.Page
+
+pytestmark = pytest.mark.browser
+
+METRICS = ["loss", "val_loss", "accuracy", "val_accuracy", "lr"]
+TRACES_JS = """(id) => (document.getElementById(id).data || [])
+  .map((t) => ({uid: t.uid, n: t.x.length, name: t.name}))"""
+
+
+@pytest.fixture(scope="module")
+def two_runs(api: httpx.Client) -> list[dict]:  # noqa: F811
+    """Two finished runs that differ in batch size only (and a name with markup in it)."""
+    tag = uuid.uuid4().hex[:6]
+    runs = []
+    for batch_size in (32, 64):
+        response = api.post(
+            "/runs",
+            json={
+                "name": f"cmp <i>{batch_size}</i> {tag}",
+                "preset": "digits-mlp",
+                "overrides": {"fit": {"epochs": 2, "batch_size": batch_size}},
+            },
+        )
+        assert response.status_code == 201, response.text
+        runs.append(response.json())
+    for run in runs:
+        wait_status(api, run["id"], {"succeeded", "failed", "cancelled"}, RUN_DONE_MS / 1000)
+    return [api.get(f"/runs/{run['id']}").json() for run in runs]
+
+
+def test_compare_two_runs(
+    page: Page,  # noqa: F811
+    base_url: str,  # noqa: F811
+    two_runs: list[dict],
+) -> None:
+    first, second = two_runs
+    page.goto(f"{base_url}/compare?runs={first['id']},{second['id']}")
+    expect(page.locator("#compare-content")).to_have_attribute("aria-busy", "false")
+
+    # one trace per run in every plot, each with its points, named after its run (as text)
+    for metric in METRICS:
+        traces = page.evaluate(TRACES_JS, f"cmp-{metric}")
+        assert [t["uid"] for t in traces] == [f"run-{first['id']}", f"run-{second['id']}"]
+        assert all(t["n"] == 2 for t in traces), (metric, traces)
+    legend = page.locator("#cmp-loss .legendtext")
+    expect(legend).to_have_count(2)
+    assert legend.first.text_content() == f"{first['name']} #{first['id']}"
+    assert page.locator("#compare-content i").count() == 0
+
+    # parameters: only the differences at first; batch_size differs, epochs does not
+    batch_row = page.locator('#params-table tr[data-param="fit.batch_size"]')
+    epochs_row = page.locator('#params-table tr[data-param="fit.epochs"]')
+    expect(batch_row).to_be_visible()
+    expect(batch_row).to_have_class(re.compile(r"\bdiffers\b"))
+    expect(batch_row.locator("td")).to_have_text(["32", "64"])
+    expect(epochs_row).to_be_hidden()
+    page.get_by_label("Show only differences").uncheck()
+    expect(epochs_row).to_be_visible()
+    expect(epochs_row).not_to_have_class(re.compile(r"\bdiffers\b"))
+    expect(epochs_row.locator("td")).to_have_text(["2", "2"])
+    differing = page.locator('#params-table tr[data-differs="true"]').evaluate_all(
+        "rows => rows.map((r) => r.dataset.param)"
+    )
+    assert differing == ["fit.batch_size"]
+
+    # final metrics, one row per run, names as text
+    rows = page.locator("#final-table tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.first.locator("th a")).to_have_text(first["name"])
+    expect(rows.first.locator("td").nth(3)).not_to_have_text("—")
+    screenshot(page, "compare")
+
+    # the selection lives in the URL: leaving a run out changes it
+    page.get_by_role("button", name=f"Leave run {second['id']} out").click()
+    page.wait_for_url(re.compile(rf"/compare\?runs={first['id']}$"))
+    expect(page.locator("#compare-error")).to_contain_text("at least one more run")
+    page.go_back()
+    page.wait_for_url(re.compile(rf"runs={first['id']}(%2C|,){second['id']}$"))
+    expect(page.locator("#final-table tbody tr")).to_have_count(2)
+
+
+def test_bad_or_missing_ids_say_so(page: Page, base_url: str, two_runs: list[dict]) -> None:  # noqa: F811
+    page.goto(f"{base_url}/compare?runs=abc,987654321")
+    error = page.locator("#compare-error")
+    expect(error).to_contain_text('"abc"')
+    expect(error).to_contain_text("987654321 does not exist")
+    expect(page.locator("#compare-empty")).to_be_visible()
+
+    page.goto(f"{base_url}/compare")
+    expect(page.locator("#compare-empty")).to_contain_text("Pick 2 to 20 runs")
+    ids = ", ".join(str(run["id"]) for run in two_runs)
+    page.fill("#runs-input", ids)
+    page.get_by_role("button", name="Compare", exact=True).click()
+    page.wait_for_url(re.compile(r"/compare\?runs="))
+    expect(page.locator("#final-table tbody tr")).to_have_count(2)
+
+    too_many = ",".join(str(i) for i in range(1, 23))
+    page.goto(f"{base_url}/compare?runs={too_many}")
+    expect(page.locator("#compare-error")).to_contain_text("at most 20")
