@@ -11,19 +11,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.browser.test_pages import (  # noqa: F401  (fixtures)
-    RUN_DONE_MS,
-    api,
-    base_url,
-    browser,
-    expect,
-    page,
-    screenshot,
-    wait_status,
-)
-
-sync_api = pytest.importorskip("playwright.sync_api")
-Page = sync_api.Page
+from tests.browser.support import RUN_DONE_MS, Page, expect, screenshot, wait_status
 
 pytestmark = pytest.mark.browser
 
@@ -33,7 +21,7 @@ TRACES_JS = """(id) => (document.getElementById(id).data || [])
 
 
 @pytest.fixture(scope="module")
-def two_runs(api: httpx.Client) -> list[dict]:  # noqa: F811
+def two_runs(api: httpx.Client) -> list[dict]:
     """Two finished runs that differ in batch size only (and a name with markup in it)."""
     tag = uuid.uuid4().hex[:6]
     runs = []
@@ -54,8 +42,8 @@ def two_runs(api: httpx.Client) -> list[dict]:  # noqa: F811
 
 
 def test_compare_two_runs(
-    page: Page,  # noqa: F811
-    base_url: str,  # noqa: F811
+    page: Page,
+    base_url: str,
     two_runs: list[dict],
 ) -> None:
     first, second = two_runs
@@ -104,7 +92,7 @@ def test_compare_two_runs(
     expect(page.locator("#final-table tbody tr")).to_have_count(2)
 
 
-def test_bad_or_missing_ids_say_so(page: Page, base_url: str, two_runs: list[dict]) -> None:  # noqa: F811
+def test_bad_or_missing_ids_say_so(page: Page, base_url: str, two_runs: list[dict]) -> None:
     page.goto(f"{base_url}/compare?runs=abc,987654321")
     error = page.locator("#compare-error")
     expect(error).to_contain_text('"abc"')

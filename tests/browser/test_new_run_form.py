@@ -12,18 +12,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.browser.test_pages import (  # noqa: F401  (fixtures)
-    api,
-    base_url,
-    browser,
-    expect,
-    page,
-    screenshot,
-    wait_status,
-)
-
-sync_api = pytest.importorskip("playwright.sync_api")
-Page = sync_api.Page
+from tests.browser.support import Page, expect, screenshot, wait_status
 
 pytestmark = pytest.mark.browser
 
@@ -31,24 +20,24 @@ LAYERS = '[data-path="spec.model.layers"]'
 ITEMS = f"{LAYERS} > ol > li.sf-item"
 
 
-def open_form(page: Page, base_url: str) -> None:  # noqa: F811
+def open_form(page: Page, base_url: str) -> None:
     page.goto(f"{base_url}/new?preset=digits-mlp")
     expect(page.locator('input[name="spec.fit.epochs"]')).to_have_value("20")
     expect(page.locator("#spec-editor")).not_to_have_value("")
 
 
-def editor_spec(page: Page) -> dict:  # noqa: F811
+def editor_spec(page: Page) -> dict:
     return dict(json.loads(page.locator("#spec-editor").input_value()))
 
 
-def layer_types(page: Page) -> list[str]:  # noqa: F811
+def layer_types(page: Page) -> list[str]:
     return [layer["type"] for layer in editor_spec(page)["model"]["layers"]]
 
 
 def test_form_json_and_yaml_stay_in_sync_and_launch(
-    page: Page,  # noqa: F811
-    base_url: str,  # noqa: F811
-    api: httpx.Client,  # noqa: F811
+    page: Page,
+    base_url: str,
+    api: httpx.Client,
 ) -> None:
     open_form(page, base_url)
     presets = {p["name"]: p for p in api.get("/presets").json()}
@@ -154,9 +143,9 @@ def test_form_json_and_yaml_stay_in_sync_and_launch(
 
 
 def test_a_422_shows_next_to_the_form_field(
-    page: Page,  # noqa: F811
-    base_url: str,  # noqa: F811
-    api: httpx.Client,  # noqa: F811
+    page: Page,
+    base_url: str,
+    api: httpx.Client,
 ) -> None:
     total_before = api.get("/runs", params={"limit": 1}).json()["total"]
     open_form(page, base_url)
@@ -186,9 +175,9 @@ def test_a_422_shows_next_to_the_form_field(
 
 
 def test_clone_prefills_the_form(
-    page: Page,  # noqa: F811
-    base_url: str,  # noqa: F811
-    api: httpx.Client,  # noqa: F811
+    page: Page,
+    base_url: str,
+    api: httpx.Client,
 ) -> None:
     name = f"clone source {uuid.uuid4().hex[:6]} <i>x</i>"
     response = api.post(

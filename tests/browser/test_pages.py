@@ -7,42 +7,27 @@ on the pages); otherwise they start the lead's `live_stack` (PostgreSQL, Redis, 
 from __future__ import annotations
 
 import json
-import os
 import re
-import time
 import uuid
-from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
-from tests.conftest import ROOT
-
-sync_api = pytest.importorskip("playwright.sync_api")
-Browser = sync_api.Browser
-Page = sync_api.Page
-expect = sync_api.expect
+from tests.browser.support import (
+    RUN_DONE_MS,
+    VIEWER_ZONE,
+    Page,
+    expect,
+    screenshot,
+    wait_status,
+)
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("FITBOARD_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
-# A zone with a half-hour offset: a page that prints UTC, or the server's zone, cannot pass.
-VIEWER_ZONE = "Asia/Kolkata"
 XSS_NAME = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
-RUN_DONE_MS = 240_000  # ms: queue + TensorFlow start-up + training + evaluation
 
 BATCH_POINTS_JS = """() => {
   const plot = document.getElementById('loss-plot');
@@ -61,85 +46,12 @@ LIVE_STATE_JS = f"""() => [
 ]"""
 
 
-@pytest.fixture(scope="session")
-def base_url(request: pytest.FixtureRequest) -> str:
-    override = os.environ.get("FITBOARD_BASE_URL")
-    if override:
-        return override.rstrip("/")
-    stack = request.getfixturevalue("live_stack")
-    return str(stack.url)
-
-
-@pytest.fixture(scope="session")
-def api(base_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=base_url + "/api/v1", timeout=30) as client:
-        yield client
-
-
-# one Playwright (and Chromium) per module: the sync API cannot run two at once, and other
-# browser test modules start their own
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (FITBOARD_CHROMIUM)")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A fresh page; any uncaught exception or console error in it fails the test."""
-    context = browser.new_context(
-        viewport={"width": 1366, "height": 900}, locale="en-US", timezone_id=VIEWER_ZONE
-    )
-    context.set_default_timeout(30_000)
-    problems: list[str] = []
-    context.on("weberror", lambda error: problems.append(f"uncaught: {error.error}"))
-
-    def on_console(message: Any) -> None:
-        # a failed request is logged too; the tests that expect one check what the page shows
-        if message.type == "error" and "Failed to load resource" not in message.text:
-            problems.append(f"console.error: {message.text}")
-
-    context.on("console", on_console)
-    # cumulative layout shift of each page, as Chrome measures it (input-driven shifts excluded)
-    context.add_init_script(
-        "window.__cls = 0; new PerformanceObserver((list) => { for (const e of list.getEntries())"
-        " if (!e.hadRecentInput) window.__cls += e.value; })"
-        ".observe({ type: 'layout-shift', buffered: true });"
-    )
-    page = context.new_page()
-    yield page
-    context.close()
-    assert not problems, problems
-
-
-def screenshot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-
 def open_new_run_form(page: Page, base_url: str) -> dict[str, Any]:
     """Open /new?preset=digits-mlp; returns the spec the page put in the editor."""
     page.goto(f"{base_url}/new?preset=digits-mlp")
     expect(page.locator("#preset-select")).to_have_value("digits-mlp")
     expect(page.locator("#spec-editor")).not_to_have_value("")
     return json.loads(page.locator("#spec-editor").input_value())
-
-
-def wait_status(api: httpx.Client, run_id: int, wanted: set[str], timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    status = None
-    while time.monotonic() < deadline:
-        status = api.get(f"/runs/{run_id}").json()["status"]
-        if status in wanted:
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"run {run_id} still {status}")
 
 
 def cancelled_run(api: httpx.Client, name: str) -> dict[str, Any]:

@@ -13,19 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browser.test_pages import (  # noqa: F401  (fixtures)
-    RUN_DONE_MS,
-    api,
-    base_url,
-    browser,
-    expect,
-    page,
-    screenshot,
-    wait_status,
-)
-
-sync_api = pytest.importorskip("playwright.sync_api")
-Page = sync_api.Page
+from tests.browser.support import RUN_DONE_MS, Page, expect, screenshot, wait_status
 
 pytestmark = pytest.mark.browser
 
@@ -36,7 +24,7 @@ TRACE_JS = """([plot, uid]) => {
 }"""
 
 
-def submit(api: httpx.Client, name: str, overrides: dict[str, Any]) -> int:  # noqa: F811
+def submit(api: httpx.Client, name: str, overrides: dict[str, Any]) -> int:
     response = api.post(
         "/runs", json={"name": name, "preset": "digits-mlp", "overrides": overrides}
     )
@@ -45,7 +33,7 @@ def submit(api: httpx.Client, name: str, overrides: dict[str, Any]) -> int:  # n
 
 
 @pytest.fixture(scope="module")
-def long_run(api: httpx.Client) -> int:  # noqa: F811
+def long_run(api: httpx.Client) -> int:
     """A finished run with more batches than the page draws (batch size 1): it is downsampled."""
     run_id = submit(
         api,
@@ -61,9 +49,9 @@ def long_run(api: httpx.Client) -> int:  # noqa: F811
 
 
 def test_the_log_streams_the_trainers_epoch_lines(
-    page: Page,  # noqa: F811
-    base_url: str,  # noqa: F811
-    api: httpx.Client,  # noqa: F811
+    page: Page,
+    base_url: str,
+    api: httpx.Client,
 ) -> None:
     run_id = submit(api, f"log {uuid.uuid4().hex[:6]}", {"fit": {"epochs": 2}})
     page.goto(f"{base_url}/runs/{run_id}")  # opened while queued or running: the log is live
@@ -92,9 +80,9 @@ def test_the_log_streams_the_trainers_epoch_lines(
 
 
 def test_curves_per_batch_or_per_epoch_and_zoom_detail(
-    page: Page,  # noqa: F811
-    base_url: str,  # noqa: F811
-    api: httpx.Client,  # noqa: F811
+    page: Page,
+    base_url: str,
+    api: httpx.Client,
     long_run: int,
 ) -> None:
     page.goto(f"{base_url}/runs/{long_run}")
@@ -154,9 +142,9 @@ def test_curves_per_batch_or_per_epoch_and_zoom_detail(
 
 
 def test_tags_and_notes_edit_and_persist(
-    page: Page,  # noqa: F811
-    base_url: str,  # noqa: F811
-    api: httpx.Client,  # noqa: F811
+    page: Page,
+    base_url: str,
+    api: httpx.Client,
     long_run: int,
 ) -> None:
     page.goto(f"{base_url}/runs/{long_run}")

@@ -13,19 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browser.test_pages import (  # noqa: F401  (fixtures)
-    RUN_DONE_MS,
-    api,
-    base_url,
-    browser,
-    expect,
-    page,
-    screenshot,
-    wait_status,
-)
-
-sync_api = pytest.importorskip("playwright.sync_api")
-Page = sync_api.Page
+from tests.browser.support import RUN_DONE_MS, Page, expect, screenshot, wait_status
 
 pytestmark = pytest.mark.browser
 
@@ -41,20 +29,20 @@ OTHER_TRACE_JS = """(uid) => {
 }"""
 
 
-def submit(api: httpx.Client, name: str, **body: Any) -> int:  # noqa: F811
+def submit(api: httpx.Client, name: str, **body: Any) -> int:
     response = api.post("/runs", json={"name": name, **body})
     assert response.status_code == 201, response.text
     return int(response.json()["id"])
 
 
-def finish(api: httpx.Client, run_id: int) -> None:  # noqa: F811
+def finish(api: httpx.Client, run_id: int) -> None:
     wait_status(api, run_id, {"succeeded", "failed", "cancelled"}, timeout_s=RUN_DONE_MS / 1000)
     run = api.get(f"/runs/{run_id}").json()
     assert run["status"] == "succeeded", run.get("failure_reason")
 
 
 @pytest.fixture(scope="module")
-def digits_run(api: httpx.Client) -> int:  # noqa: F811
+def digits_run(api: httpx.Client) -> int:
     """A finished one-epoch digits run: it has samples and a model.keras to build on."""
     run_id = submit(
         api,
@@ -67,8 +55,8 @@ def digits_run(api: httpx.Client) -> int:  # noqa: F811
 
 
 def test_samples_section_shows_images_per_class(
-    page: Page,  # noqa: F811
-    base_url: str,  # noqa: F811
+    page: Page,
+    base_url: str,
     digits_run: int,
 ) -> None:
     page.goto(f"{base_url}/runs/{digits_run}")
@@ -93,9 +81,9 @@ def test_samples_section_shows_images_per_class(
 
 
 def test_samples_section_arrives_live_and_hides_without_samples(
-    page: Page,  # noqa: F811
-    base_url: str,  # noqa: F811
-    api: httpx.Client,  # noqa: F811
+    page: Page,
+    base_url: str,
+    api: httpx.Client,
 ) -> None:
     run_id = submit(api, f"samples live {uuid.uuid4().hex[:6]}", preset="digits-mlp", overrides={})
     page.goto(f"{base_url}/runs/{run_id}")  # queued or running: samples come from the stream
@@ -115,9 +103,9 @@ def test_samples_section_arrives_live_and_hides_without_samples(
 
 
 def test_base_run_link_live_and_from_the_model_summary(
-    page: Page,  # noqa: F811
-    base_url: str,  # noqa: F811
-    api: httpx.Client,  # noqa: F811
+    page: Page,
+    base_url: str,
+    api: httpx.Client,
     digits_run: int,
 ) -> None:
     spec = {
@@ -149,9 +137,9 @@ def test_base_run_link_live_and_from_the_model_summary(
 
 
 def test_other_metrics_plot_draws_extra_keys_live(
-    page: Page,  # noqa: F811
-    base_url: str,  # noqa: F811
-    api: httpx.Client,  # noqa: F811
+    page: Page,
+    base_url: str,
+    api: httpx.Client,
     digits_run: int,
 ) -> None:
     key = "sparse_top_k_categorical_accuracy"
@@ -198,9 +186,9 @@ def csv_text(rows: int = 40) -> str:
 
 
 def test_datasets_page_lists_uploads_and_shows_field_errors(
-    page: Page,  # noqa: F811
-    base_url: str,  # noqa: F811
-    api: httpx.Client,  # noqa: F811
+    page: Page,
+    base_url: str,
+    api: httpx.Client,
 ) -> None:
     page.goto(f"{base_url}/")
     expect(page.locator("nav.nav a[href='/datasets']")).to_have_text("Datasets")

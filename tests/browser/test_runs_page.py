@@ -20,17 +20,9 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 
-from tests.browser import test_pages as shared
+from tests.browser.support import expect, sync_api
 from tests.conftest import ROOT
 
-# test_pages.py's fixtures: one stack and one Chromium for every browser test
-api = shared.api
-base_url = shared.base_url
-browser = shared.browser
-page = shared.page
-expect = shared.expect
-
-sync_api = pytest.importorskip("playwright.sync_api")
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 

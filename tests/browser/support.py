@@ -1,0 +1,45 @@
+"""What every browser test shares: Chromium's location and flags, waits, screenshots."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import httpx
+from playwright import sync_api
+
+from tests.conftest import ROOT
+
+Browser = sync_api.Browser
+Page = sync_api.Page
+expect = sync_api.expect
+
+CHROMIUM = os.environ.get("FITBOARD_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+# A zone with a half-hour offset: a page that prints UTC, or the server's zone, cannot pass.
+VIEWER_ZONE = "Asia/Kolkata"
+RUN_DONE_MS = 240_000  # ms: queue + TensorFlow start-up + training + evaluation
+
+
+def screenshot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def wait_status(api: httpx.Client, run_id: int, wanted: set[str], timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    status = None
+    while time.monotonic() < deadline:
+        status = api.get(f"/runs/{run_id}").json()["status"]
+        if status in wanted:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"run {run_id} still {status}")
