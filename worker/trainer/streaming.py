@@ -98,7 +98,9 @@ class StreamingCallback(keras.callbacks.Callback):
         step = self._epoch_base + batch + 1
         self.last_step = step
         if step % self._every == 0:
-            lr = self._lr if self._schedule is None else self._scheduled_lr()
+            # a scheduled rate is evaluated later, on the flusher thread (the schedule is a pure
+            # function of the optimizer step, which is this batch's step - 1)
+            lr = self._lr if self._schedule is None else _ScheduledRate(self._schedule, step - 1)
             # logs is a fresh dict of floats from Keras' CallbackList: keep it, convert later
             self._queue.append((BATCH, step, logs, time.time(), lr))
         if self._cancel.is_set():
@@ -110,15 +112,6 @@ class StreamingCallback(keras.callbacks.Callback):
         if self._cancel.is_set():
             self.stopped_by_cancel = True
             self.model.stop_training = True
-
-    def _scheduled_lr(self) -> float | None:
-        """The rate the batch just trained with: the schedule at the step before the update."""
-        schedule = self._schedule
-        try:
-            step = self.model.optimizer.iterations - 1
-            return None if schedule is None else float(keras.ops.convert_to_numpy(schedule(step)))
-        except Exception:
-            return None
 
     def _read_lr(self) -> float | None:
         try:
@@ -329,8 +322,26 @@ def _to_points(item: tuple[Any, ...], out: list[Point]) -> None:
         number = _number(value)
         if number is not _SKIP:
             out.append({"key": prefix + key, "step": step, "value": number, "wall_time": wall_time})
+    if isinstance(lr, _ScheduledRate):
+        lr = lr.value()
     if lr is not None:
         out.append({"key": prefix + "lr", "step": step, "value": lr, "wall_time": wall_time})
+
+
+class _ScheduledRate:
+    """The rate a batch trained with under a schedule, computed off the training thread."""
+
+    __slots__ = ("optimizer_step", "schedule")
+
+    def __init__(self, schedule: Any, optimizer_step: int) -> None:
+        self.schedule = schedule
+        self.optimizer_step = optimizer_step
+
+    def value(self) -> float | None:
+        try:
+            return float(keras.ops.convert_to_numpy(self.schedule(self.optimizer_step)))
+        except Exception:  # a schedule that cannot be read must not stop the flusher
+            return None
 
 
 _SKIP = object()
