@@ -35,3 +35,15 @@ class InvalidInput(DomainError):
     def __init__(self, detail: str, *, field: str | None = None) -> None:
         super().__init__(detail)
         self.field = field
+
+
+class Unauthenticated(DomainError):
+    """No identity, or one that is not valid (401)."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(DomainError):
+    """An identity whose role or ownership does not allow this (403)."""
+
+    code = "forbidden"

@@ -69,9 +69,12 @@ class LiveStack:
     home: Path
     api: subprocess.Popen[bytes]
     worker: subprocess.Popen[bytes]
+    # an admin's API token (set up by the fixture); client() sends it
+    token: str = ""
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30)
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return httpx.Client(base_url=self.url, timeout=30, headers=headers)
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:

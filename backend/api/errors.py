@@ -10,9 +10,24 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from backend.errors import Conflict, DomainError, InvalidInput, NotFound, TooLarge
+from backend.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    Unauthenticated,
+)
 
-_STATUS = {NotFound: 404, Conflict: 409, InvalidInput: 422, TooLarge: 413}
+_STATUS = {
+    NotFound: 404,
+    Conflict: 409,
+    InvalidInput: 422,
+    TooLarge: 413,
+    Unauthenticated: 401,
+    Forbidden: 403,
+}
 
 
 def field_path(loc: Sequence[Any], prefix: Sequence[str] = ()) -> str:

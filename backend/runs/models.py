@@ -36,10 +36,22 @@ class RunStatus(enum.StrEnum):
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
+    # a sweep trial stopped early by the sweep's pruner (median stopping, successive halving)
+    pruned = "pruned"
 
     @property
     def finished(self) -> bool:
-        return self in {RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled}
+        return self in FINISHED_STATUSES
+
+
+FINISHED_STATUSES = frozenset(
+    {RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled, RunStatus.pruned}
+)
+
+
+class RunSource(enum.StrEnum):
+    worker = "worker"  # queued here, trained by a Fitboard worker
+    external = "external"  # a script elsewhere streams into it (FitboardCallback, RemoteMonitor)
 
 
 def dataset_of(spec: dict[str, Any] | None) -> str | None:
@@ -59,7 +71,7 @@ class Run(Base):
     __tablename__ = "runs"
     __table_args__ = (
         CheckConstraint(
-            "status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')",
+            "status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled', 'pruned')",
             name="status_valid",
         ),
         Index("ix_runs_status_id", "status", "id"),
@@ -67,6 +79,8 @@ class Run(Base):
         Index("ix_runs_created_at_id", "created_at", "id"),
         Index("ix_runs_dataset", "dataset"),
         Index("ix_runs_preset", "preset"),
+        Index("ix_runs_launched_by_id_id", "launched_by_id", "id"),
+        Index("ix_runs_sweep_id_id", "sweep_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
@@ -87,6 +101,18 @@ class Run(Base):
     notes: Mapped[str] = mapped_column(Text, default="", server_default="")
     # copied from spec.dataset.name so the list filters and sorts on a plain indexed column
     dataset: Mapped[str | None] = mapped_column(String(100), default=_dataset_default)
+    launched_by_id: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    source: Mapped[str] = mapped_column(
+        String(16), default=RunSource.worker.value, server_default=RunSource.worker.value
+    )
+    # a trial of a sweep: its number in the sweep and the values drawn from the search space
+    sweep_id: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("sweeps.id", ondelete="SET NULL")
+    )
+    trial_number: Mapped[int | None]
+    trial_params: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     tag_rows: Mapped[list[RunTag]] = relationship(
         back_populates="run",
@@ -117,6 +143,24 @@ class RunTag(Base):
 
 # sort by name, case-insensitively, walks this index (PostgreSQL only: see migration 0002)
 Index("ix_runs_name_lower_id", func.lower(Run.name), Run.id).ddl_if(dialect="postgresql")
+
+
+class RunParam(Base):
+    """One flattened spec value of a run (path like `fit.batch_size`), so the history sorts and
+    filters by a parameter through an index instead of reading every spec."""
+
+    __tablename__ = "run_params"
+    __table_args__ = (
+        Index("ix_run_params_key_num_value_run_id", "key", "num_value", "run_id"),
+        Index("ix_run_params_key_text_value_run_id", "key", "text_value", "run_id"),
+    )
+
+    run_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    num_value: Mapped[float | None]
+    text_value: Mapped[str | None] = mapped_column(String(200))
 
 
 class RunSearch(Base):
