@@ -49,10 +49,12 @@ lint: install ## ruff and mypy
 	$(BIN)/ruff format --check backend worker tests bench migrations
 	$(BIN)/mypy
 
-bench: install ## Benchmarks: monitoring overhead (vs plain fit, TensorBoard, MLflow); runs page at 100k runs
+bench: install ## Benchmarks: monitoring overhead (vs plain fit, TensorBoard, MLflow); runs page at 100k runs; run page at 1M points; a 1,000-trial sweep
 	$(BIN)/pip install --quiet -e '.[bench]'
 	FITBOARD_DATA_DIR=$${FITBOARD_DATA_DIR:-$(SHARED_DATA)} $(BIN)/python bench/overhead.py
 	$(BIN)/python bench/runs_page.py
+	$(BIN)/python bench/run_page.py
+	$(BIN)/python bench/sweeps.py
 
 bench-recipes: install ## Reproduce mnist-mlp and imdb-lstm on the full data (about 15 min on 2 cores)
 	FITBOARD_DATA_DIR=$${FITBOARD_DATA_DIR:-$(SHARED_DATA)} $(BIN)/python bench/recipes.py

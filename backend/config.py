@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -78,6 +79,23 @@ class Settings(BaseSettings):
         default="",
         description="More directories (os.pathsep-separated) of model-template plugins; the "
         "API and the worker must see the same. The bundled worker/plugins_example is always on.",
+    )
+
+    auth: Literal["on", "off"] = Field(
+        default="on",
+        description="on: every request needs a signed-in user or an API token. off: every "
+        "request acts as a local admin (a single-user laptop only; the API refuses to start "
+        "unless FITBOARD_HOST is 127.0.0.1, ::1 or localhost).",
+    )
+    admin_password: str = Field(
+        default="",
+        description="Password of the first admin (username admin) that `make run` creates on "
+        "an empty database; empty means a random one, printed once.",
+    )
+    session_hours: float = Field(
+        default=336.0,
+        gt=0,
+        description="How long a browser sign-in lasts, in hours (default 14 days).",
     )
 
     @field_validator("database_url")

@@ -20,8 +20,11 @@ import urllib.request
 from pathlib import Path
 
 from backend import logs
-from backend.config import get_settings
+from backend.config import Settings, get_settings
 from backend.db.migrate import upgrade
+from backend.db.session import session_scope
+from backend.users import service as users
+from backend.users.deps import is_loopback
 
 log = logging.getLogger("fitboard.stack")
 
@@ -89,6 +92,24 @@ def _wait_for_api(url: str, stack: Stack, timeout_s: float = 120.0) -> bool:
     return False
 
 
+def bootstrap_admin(settings: Settings) -> str | None:
+    """On a database nobody can sign in to yet, create `admin`; returns its password, once."""
+    with session_scope() as session:
+        return users.ensure_first_admin(session, password=settings.admin_password)
+
+
+def announce_first_admin(settings: Settings, url: str) -> None:
+    password = bootstrap_admin(settings)
+    if password is None:
+        return
+    shown = "(from FITBOARD_ADMIN_PASSWORD)" if settings.admin_password else password
+    print(
+        f"First admin created. Sign in at {url}/login as username 'admin', password {shown}\n"
+        "The password is shown only this once: change it on the Account page.",
+        flush=True,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default=None, help="default: FITBOARD_HOST or 127.0.0.1")
@@ -100,10 +121,18 @@ def main(argv: list[str] | None = None) -> int:
     host, port = args.host or settings.host, args.port or settings.port
     home = settings.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "FITBOARD_HOME": str(home)}
+    # the API checks FITBOARD_AUTH against the address it really listens on
+    env = {**os.environ, "FITBOARD_HOME": str(home), "FITBOARD_HOST": host}
+    if settings.auth == "off" and not is_loopback(host):
+        log.error("FITBOARD_AUTH=off is only allowed on 127.0.0.1, ::1 or localhost, not %s", host)
+        return 2
 
     log.info("database: %s", settings.sqlalchemy_url)
     upgrade()
+    if settings.auth == "on":
+        announce_first_admin(settings, f"http://{host}:{port}")
+    else:
+        log.warning("FITBOARD_AUTH=off: every request acts as a local admin")
 
     stack = Stack()
     stopping = False

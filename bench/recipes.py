@@ -34,6 +34,8 @@ TARGET_RATIO = 1.05
 QUICK = {"train_limit": 1024, "test_limit": 1024, "epochs": 1}
 # far above any real instance's ids: the run's Redis channels (fitboard:run:<id>) are global
 RUN_ID_BASE = 900_000_000
+# the part of docs/benchmarks.md this script writes; other scripts' sections stay as they are
+SECTION_HEADING = "# Benchmarks: the tutorial's headline recipes"
 _LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*event=fit_start")
 
 
@@ -453,7 +455,7 @@ def write_markdown(path: Path, report: dict[str, Any], command: str) -> None:
         banner = (
             f"> **SMOKE RUN, not the benchmark** ({report['smoke']}): these numbers only show "
             "that the script runs end to end; they say nothing about accuracy or overhead. "
-            "`python bench/recipes.py` on the full data sets overwrites this file.\n\n"
+            "`python bench/recipes.py` on the full data sets rewrites this section.\n\n"
         )
     epochs = [
         "| recipe | variant | epoch wall times (s; epoch 1 includes tracing) |",
@@ -463,9 +465,8 @@ def write_markdown(path: Path, report: dict[str, Any], command: str) -> None:
         for name, key in (("plain Keras", "plain"), ("Fitboard", "fitboard")):
             times = ", ".join(f"{s:.1f}" for s in r[key]["epoch_s"])
             epochs.append(f"| `{r['recipe']}` | {name} | {times} |")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        "# Benchmarks: the tutorial's headline recipes\n\n"
+    section = (
+        f"{SECTION_HEADING}\n\n"
         f"{banner}"
         f"Written by `{command}` on {report['date']}; {report['machine']}; Python "
         f"{report['python']}; load average {report['load_average']['before']:.1f} before, "
@@ -483,6 +484,27 @@ def write_markdown(path: Path, report: dict[str, Any], command: str) -> None:
         "<= 1.05).\n\n"
         f"{table(report)}\n\n" + "\n".join(epochs) + f"\n\n```\n{verdict(report)}\n```\n"
     )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = path.read_text() if path.exists() else ""
+    path.write_text(replace_section(old, SECTION_HEADING, section))
+
+
+def replace_section(document: str, heading: str, section: str) -> str:
+    """`document` with its top-level section `heading` replaced by `section` (or put first)."""
+    # the section runs to the next "# " heading outside a code block
+    lines = document.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == heading), None)
+    if start is None:
+        return section + ("\n" + document if document.strip() else "")
+    end, fenced = len(lines), False
+    for i in range(start + 1, len(lines)):
+        if lines[i].startswith("```"):
+            fenced = not fenced
+        elif not fenced and lines[i].startswith("# "):
+            end = i
+            break
+    after = "".join(lines[end:])
+    return "".join(lines[:start]) + section + ("\n" + after if after else "")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,8 +1,9 @@
 """The runs page at 100,000 runs: how long the API takes to answer its first page.
 
 Fills a PostgreSQL database with N runs (bulk COPY: tags, notes, final loss/accuracy/val_loss/
-val_accuracy for each), then times GET /api/v1/runs in-process (FastAPI's TestClient, so the
-numbers are the API and the database, not a network) for the page's usual first requests:
+val_accuracy and the flattened spec in run_params for each), then times GET /api/v1/runs
+in-process (FastAPI's TestClient, so the numbers are the API and the database, not a network)
+for the page's usual first requests:
 
     .venv/bin/python bench/runs_page.py [--database-url URL] [--runs 100000] [--requests 50]
 
@@ -87,8 +88,11 @@ def base_specs() -> dict[str, dict[str, Any]]:
     }
 
 
-def generate(n: int, seed: int) -> Iterator[tuple[list[Any], list[str], dict[str, float], str]]:
-    """(runs row, tags, final metrics, search text) for runs 1..n over the last year."""
+Generated = tuple[list[Any], list[str], dict[str, float], str, dict[str, Any]]
+
+
+def generate(n: int, seed: int) -> Iterator[Generated]:
+    """(runs row, tags, final metrics, search text, spec) for runs 1..n over the last year."""
     from backend.runs.models import build_search_text
 
     rng = random.Random(seed)
@@ -131,7 +135,7 @@ def generate(n: int, seed: int) -> Iterator[tuple[list[Any], list[str], dict[str
             notes,
             spec["dataset"]["name"],
         ]
-        yield row, tags, finals, build_search_text(name, tags, notes)
+        yield row, tags, finals, build_search_text(name, tags, notes), spec
 
 
 COPY_COLUMNS = {
@@ -140,6 +144,7 @@ COPY_COLUMNS = {
     "run_search": "run_id, text",
     "run_tags": "run_id, tag",
     "latest_metrics": "run_id, key, step, value",
+    "run_params": "run_id, key, num_value, text_value",
 }
 
 
@@ -151,16 +156,22 @@ def _copy(conn: Any, table: str, columns: str, rows: list[list[Any]]) -> None:
 
 def fill(engine: Engine, n: int, seed: int) -> float:
     """Bulk-insert runs 1..n with their tags and final metrics; returns seconds taken."""
+    from backend.runs.params import flatten
+
     began = time.perf_counter()
     raw = engine.raw_connection()
     try:
         conn: Any = raw.driver_connection  # psycopg 3: COPY is the bulk path
         tables: dict[str, list[list[Any]]] = {name: [] for name in COPY_COLUMNS}
-        for row, run_tags, metrics, search_text in generate(n, seed):
+        for row, run_tags, metrics, search_text, spec in generate(n, seed):
             tables["runs"].append(row)
             tables["run_search"].append([row[0], search_text])
             tables["run_tags"].extend([row[0], t] for t in run_tags)
             tables["latest_metrics"].extend([row[0], k, 1, v] for k, v in metrics.items())
+            # what runs.submit writes (backend/runs/params.py)
+            tables["run_params"].extend(
+                [row[0], key, num, txt] for key, (num, txt) in flatten(spec).items()
+            )
             if len(tables["runs"]) == COPY_CHUNK:
                 _flush(conn, tables)
                 print(f"  {row[0]:,} runs stored", file=sys.stderr, end="\r")
@@ -196,7 +207,11 @@ def cases() -> list[tuple[str, dict[str, Any], bool]]:
         ("tag filter tag=sweep-lr", {"tag": "sweep-lr"}, True),
         ("sort metric:val_loss (asc)", {"sort": "metric:val_loss"}, False),
         ("search + tag + status", {"q": "warmup", "tag": "gpu", "status": "succeeded"}, False),
-        ("sort -param:fit.batch_size", {"sort": "-param:fit.batch_size"}, False),
+        ("sort -param:fit.batch_size", {"sort": "-param:fit.batch_size"}, True),
+        ("sort param:compile.optimizer.name", {"sort": "param:compile.optimizer.name"}, False),
+        ("param sort + tag filter", {"sort": "param:fit.batch_size", "tag": "gpu"}, False),
+        ("param sort, page 100", {"sort": "param:fit.batch_size", "offset": 4950}, False),
+        ("param filter param.fit.batch_size=64", {"param.fit.batch_size": "64"}, False),
         ("sort name", {"sort": "name"}, False),
         ("page 100 (offset 4950)", {"offset": 4950}, False),
     ]
@@ -204,6 +219,7 @@ def cases() -> list[tuple[str, dict[str, Any], bool]]:
 
 def time_requests(url: str, n_requests: int) -> list[dict[str, Any]]:
     os.environ["DATABASE_URL"] = url
+    os.environ["FITBOARD_AUTH"] = "off"  # in-process, loopback: timing the API, not sign-in
     os.environ.setdefault("FITBOARD_HOME", tempfile.mkdtemp(prefix="fitboard-bench-"))
     os.environ.setdefault("FITBOARD_LOG_LEVEL", "WARNING")
     from backend.config import get_settings
@@ -248,15 +264,17 @@ def report(results: list[dict[str, Any]], runs: int, n_requests: int) -> bool:
     print(
         f"\nGET /api/v1/runs (first page, limit 50) with {runs:,} runs, {n_requests} requests each"
     )
-    print(f"{'case':34} {'matches':>9} {'p50 ms':>8} {'p95 ms':>8}  p95 <= {TARGET_P95_MS:.0f} ms")
+    print(f"{'case':38} {'matches':>9} {'p50 ms':>8} {'p95 ms':>8}  p95 <= {TARGET_P95_MS:.0f} ms")
     ok = True
     for r in results:
         passed = r["p95_ms"] <= TARGET_P95_MS
         if r["verdict"]:
             ok &= passed
         mark = ("yes" if passed else "NO") + ("" if r["verdict"] else "  (extra)")
-        print(f"{r['case']:34} {r['total']:>9,} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f}  {mark}")
-    print(f"\nall four target cases within {TARGET_P95_MS:.0f} ms at p95: {'yes' if ok else 'NO'}")
+        print(f"{r['case']:38} {r['total']:>9,} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f}  {mark}")
+    n_target = sum(r["verdict"] for r in results)
+    verdict = "yes" if ok else "NO"
+    print(f"\nall {n_target} target cases within {TARGET_P95_MS:.0f} ms at p95: {verdict}")
     return ok
 
 

@@ -7,6 +7,7 @@ database and Redis db: the schema is rebuilt and the db flushed once per session
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -62,6 +63,44 @@ def redis_url() -> str:
     return TEST_REDIS_URL
 
 
+@dataclass(frozen=True)
+class Identity:
+    """A user made for the tests: its API token, and a password when one was set."""
+
+    user_id: int
+    username: str
+    role: str
+    token: str
+    password: str | None = None
+
+
+def create_identity(
+    database_url: str, username: str, role: str = "admin", *, password: str | None = None
+) -> Identity:
+    """A user with an API token, written straight to the database (argon2 only with a password)."""
+    from backend.db.session import session_scope
+    from backend.users import security
+    from backend.users import service as users
+    from backend.users.models import User
+
+    with session_scope(database_url) as session:
+        user = User(
+            username=username,
+            role=role,
+            password_hash=security.hash_password(password) if password else None,
+        )
+        session.add(user)
+        session.flush()
+        _, token = users.create_token(session, user_id=user.id, name="tests")
+        return Identity(user.id, username, role, token, password)
+
+
+@pytest.fixture(scope="session")
+def admin(pg_url: str) -> Identity:
+    """The admin every default test client acts as (created once per session)."""
+    return create_identity(pg_url, "test-admin", "admin", password=secrets.token_urlsafe(16))
+
+
 @dataclass
 class LiveStack:
     url: str
@@ -71,6 +110,9 @@ class LiveStack:
     worker: subprocess.Popen[bytes]
     # an admin's API token (set up by the fixture); client() sends it
     token: str = ""
+    # the same admin's sign-in, for browser tests
+    username: str = ""
+    password: str = ""
 
     def client(self) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -111,7 +153,11 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture(scope="session")
 def live_stack(
-    pg_url: str, redis_url: str, data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    pg_url: str,
+    redis_url: str,
+    data_dir: Path,
+    admin: Identity,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[LiveStack]:
     """A real API server and a real Celery worker process on PostgreSQL and Redis."""
     home = tmp_path_factory.mktemp("fitboard-home")
@@ -172,7 +218,19 @@ def live_stack(
         stdout=(logs / "api.out").open("wb"),
         stderr=subprocess.STDOUT,
     )
-    stack = LiveStack(f"http://127.0.0.1:{port}", env, home, api, worker)
+    stack = LiveStack(
+        f"http://127.0.0.1:{port}",
+        env,
+        home,
+        api,
+        worker,
+        token=admin.token,
+        username=admin.username,
+        password=admin.password or "",
+    )
+    from tests.e2e.helpers import TOKENS
+
+    TOKENS[stack.url] = stack.token  # raw SSE clients of the e2e helpers send it
     try:
         _wait_http(stack.url + "/api/v1/health", api)
         with stack.client() as client:

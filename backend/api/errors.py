@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from backend.errors import (
     Conflict,
@@ -28,6 +28,47 @@ _STATUS = {
     Unauthenticated: 401,
     Forbidden: 403,
 }
+
+
+class FieldError(BaseModel):
+    field: str | None = Field(description="Where: 'spec.fit.epochs', a query parameter, ...")
+    message: str
+    type: str
+
+
+class ErrorOut(BaseModel):
+    """Every error response: a sentence, a machine-readable code and, for 422, the fields."""
+
+    detail: str
+    code: str = Field(
+        description="not_found, conflict, invalid, validation_error, too_large, "
+        "unauthenticated, forbidden, ..."
+    )
+    errors: list[FieldError] | None = Field(default=None, description="Set on 422 responses.")
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "Bad request",
+    401: "No identity, or an API token that is not valid",
+    403: "Not allowed for this identity's role, or not the launcher of what it changes",
+    404: "Not found",
+    409: "Conflicts with the current state",
+    413: "Too large",
+    422: "Invalid input; `errors` names each field",
+}
+
+
+def error_responses(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for these error statuses, all with the ErrorOut schema.
+
+    A keyword like ``e404="No such run"`` overrides a description."""
+    return {
+        status: {
+            "model": ErrorOut,
+            "description": descriptions.get(f"e{status}", _ERROR_DESCRIPTIONS.get(status, "Error")),
+        }
+        for status in statuses
+    }
 
 
 def field_path(loc: Sequence[Any], prefix: Sequence[str] = ()) -> str:

@@ -13,6 +13,7 @@ from backend.artifacts import service as artifacts
 from backend.artifacts.store import get_store
 from backend.errors import NotFound
 from backend.runs import service as runs
+from backend.users.deps import ReaderUser
 
 router = APIRouter(prefix="/runs/{run_id}/artifacts", tags=["artifacts"])
 
@@ -30,7 +31,10 @@ class ArtifactList(BaseModel):
 
 
 @router.get("", response_model=ArtifactList)
-def list_artifacts(run_id: int, session: SessionDep, request: Request) -> ArtifactList:
+def list_artifacts(
+    run_id: int, session: SessionDep, request: Request, _: ReaderUser
+) -> ArtifactList:
+    """The files a run produced (model, logs, plots), with their download URLs."""
     runs.get(session, run_id)
     return ArtifactList(
         items=[
@@ -53,8 +57,9 @@ def list_artifacts(run_id: int, session: SessionDep, request: Request) -> Artifa
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
 def download_artifact(
-    run_id: int, name: str, session: SessionDep
+    run_id: int, name: str, session: SessionDep, _: ReaderUser
 ) -> FileResponse | StreamingResponse:
+    """Download one artifact of a run by name."""
     artifact = artifacts.get(session, run_id=run_id, name=name)
     store = get_store()
     headers = {"Content-Disposition": f'attachment; filename="{artifact.name}"'}

@@ -20,6 +20,7 @@ from backend.datasets.schemas import DatasetList, DatasetOut, UploadForm
 from backend.datasets.service import StagedUpload
 from backend.datasets.validate import UploadInvalid
 from backend.errors import TooLarge
+from backend.users.deps import MemberUser, ReaderUser
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -115,7 +116,11 @@ StagedDep = Annotated[tuple[StagedUpload, UploadForm], Depends(staged_upload)]
     openapi_extra=_UPLOAD_BODY,
     responses={413: {"description": "Over FITBOARD_MAX_UPLOAD_MB"}},
 )
-def upload_dataset(staged: StagedDep, session: SessionDep) -> DatasetOut:
+def upload_dataset(
+    _: MemberUser,  # first: nobody streams a body in before they are known to be a member
+    staged: StagedDep,
+    session: SessionDep,
+) -> DatasetOut:
     """Upload a CSV, NPZ or zip of image folders; it is checked before anything is stored."""
     upload, form = staged
     row = service.create(session, staged=upload, form=form)
@@ -124,18 +129,22 @@ def upload_dataset(staged: StagedDep, session: SessionDep) -> DatasetOut:
 
 
 @router.get("", response_model=DatasetList)
-def list_datasets(session: SessionDep) -> DatasetList:
+def list_datasets(session: SessionDep, _: ReaderUser) -> DatasetList:
+    """Uploaded datasets, newest first."""
     return DatasetList(items=[_out(row) for row in service.list_all(session)])
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut)
-def get_dataset(dataset_id: int, session: SessionDep) -> DatasetOut:
+def get_dataset(dataset_id: int, session: SessionDep, _: ReaderUser) -> DatasetOut:
+    """One uploaded dataset: its kind, shapes and classes."""
     return _out(service.get(session, dataset_id))
 
 
 @router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_dataset(dataset_id: int, session: SessionDep) -> None:
-    """Delete an upload and its files; 409 while a queued or running run uses it."""
+def delete_dataset(dataset_id: int, session: SessionDep, _: MemberUser) -> None:
+    """Delete an upload and its files; 409 while a queued or running run uses it.
+
+    Uploads record no owner: any member (or admin) may delete one."""
     service.delete(session, dataset_id=dataset_id)
 
 

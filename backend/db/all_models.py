@@ -6,6 +6,7 @@ from backend.db.base import Base
 from backend.evaluation.models import EpochEvaluation, Evaluation
 from backend.events.models import RunEvent
 from backend.metrics.models import LatestMetric, MetricPoint
+from backend.metrics.rollups import MetricRollup
 from backend.runs.models import Run, RunParam
 from backend.sweeps.models import Sweep
 from backend.users.models import ApiToken, User, UserSession
@@ -18,6 +19,7 @@ __all__ = [
     "Evaluation",
     "LatestMetric",
     "MetricPoint",
+    "MetricRollup",
     "Run",
     "RunEvent",
     "RunParam",

@@ -1,4 +1,4 @@
-"""GET /runs/{id}/evaluation: confusion matrix and classification report."""
+"""GET /runs/{id}/evaluation (final) and /evaluation/epochs[/{epoch}]: matrix and report."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from backend.api.deps import SessionDep
 from backend.evaluation import service as evaluations
 from backend.runs import service as runs
+from backend.users.deps import ReaderUser
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["evaluation"])
 
@@ -22,8 +23,23 @@ class EvaluationOut(BaseModel):
     report: dict[str, Any]
 
 
+class EpochEvaluationOut(EvaluationOut):
+    epoch: int
+
+
+class EpochSummary(BaseModel):
+    epoch: int
+    split: str
+    accuracy: float | None
+
+
+class EpochListOut(BaseModel):
+    run_id: int
+    items: list[EpochSummary]
+
+
 @router.get("/evaluation", response_model=EvaluationOut)
-def get_evaluation(run_id: int, session: SessionDep) -> EvaluationOut:
+def get_evaluation(run_id: int, session: SessionDep, _: ReaderUser) -> EvaluationOut:
     """Rows of the matrix are true classes, columns predicted; report as scikit-learn's."""
     runs.get(session, run_id)
     e = evaluations.get(session, run_id=run_id)
@@ -34,3 +50,38 @@ def get_evaluation(run_id: int, session: SessionDep) -> EvaluationOut:
         confusion_matrix=e.confusion_matrix,
         report=e.report,
     )
+
+
+@router.get("/evaluation/epochs", response_model=EpochListOut)
+def list_epoch_evaluations(run_id: int, session: SessionDep, _: ReaderUser) -> EpochListOut:
+    """Epochs evaluated so far (spec evaluation.every_epoch), oldest first; empty when none."""
+    runs.get(session, run_id)
+    rows = evaluations.list_epochs(session, run_id=run_id)
+    return EpochListOut(
+        run_id=run_id,
+        items=[
+            EpochSummary(epoch=r.epoch, split=r.split, accuracy=_accuracy(r.report)) for r in rows
+        ],
+    )
+
+
+@router.get("/evaluation/epochs/{epoch}", response_model=EpochEvaluationOut)
+def get_epoch_evaluation(
+    run_id: int, epoch: int, session: SessionDep, _: ReaderUser
+) -> EpochEvaluationOut:
+    """The matrix and report at the end of one epoch (1-based, as the epoch metrics)."""
+    runs.get(session, run_id)
+    e = evaluations.get_epoch(session, run_id=run_id, epoch=epoch)
+    return EpochEvaluationOut(
+        run_id=run_id,
+        epoch=e.epoch,
+        split=e.split,
+        class_names=e.class_names,
+        confusion_matrix=e.confusion_matrix,
+        report=e.report,
+    )
+
+
+def _accuracy(report: dict[str, Any]) -> float | None:
+    value = report.get("accuracy")
+    return float(value) if isinstance(value, int | float) else None

@@ -12,6 +12,7 @@ from backend.db.session import session_scope
 from backend.errors import InvalidInput
 from backend.events.stream import event_stream
 from backend.runs import service as runs
+from backend.users.deps import ReaderUser
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["live"])
 
@@ -28,6 +29,7 @@ def _exists(run_id: int) -> None:
 )
 async def stream_run(
     run_id: int,
+    _: ReaderUser,
     after: Annotated[int | None, Query(ge=0, description="Send events after this id")] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:

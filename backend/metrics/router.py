@@ -11,6 +11,7 @@ from backend.api.deps import SessionDep
 from backend.events import service as events
 from backend.metrics import service as metrics
 from backend.runs import service as runs
+from backend.users.deps import ReaderUser
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["metrics"])
 
@@ -35,6 +36,7 @@ class MetricsOut(BaseModel):
 def get_metrics(
     run_id: int,
     session: SessionDep,
+    _: ReaderUser,
     keys: Annotated[str | None, Query(description="Comma-separated; all keys when omitted")] = None,
     max_points: Annotated[int, Query(ge=10, le=100_000)] = 2000,
     min_step: int | None = None,

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from backend.db.upsert import insert_ignore, upsert
 from backend.events import service as events
+from backend.metrics import rollups
 from backend.metrics.models import LatestMetric, MetricPoint
 
 # +-inf is stored as +-1e300: SQL and JSON hold it, and sums over buckets cannot overflow
@@ -49,6 +50,7 @@ def record(session: Session, *, run_id: int, points: Sequence[Point], uid: str) 
         for p in points
     ]
     insert_ignore(session, MetricPoint.__table__, rows)  # type: ignore[arg-type]
+    rollups.forget_from(session, run_id=run_id, rows=rows)  # only an out-of-order step hits one
     latest: dict[str, dict[str, Any]] = {}
     for row in rows:
         if row["key"] not in latest or latest[row["key"]]["step"] <= row["step"]:
@@ -99,6 +101,17 @@ def series(
         where.append(MetricPoint.step >= min_step)
     if max_step is not None:
         where.append(MetricPoint.step <= max_step)
+    if min_step is None and max_step is None:
+        # a long whole series comes from the pre-aggregated level (not counting 1M rows)
+        lo, hi = session.execute(
+            select(func.min(MetricPoint.step), func.max(MetricPoint.step)).where(*where)
+        ).one()
+        if lo is not None and hi - lo + 1 >= rollups.MIN_SPAN:
+            rolled = rollups.series(
+                session, run_id=run_id, key=key, max_points=max_points, lo=lo, hi=hi
+            )
+            if rolled is not None:
+                return rolled
     count, lo, hi = session.execute(
         select(func.count(), func.min(MetricPoint.step), func.max(MetricPoint.step)).where(*where)
     ).one()

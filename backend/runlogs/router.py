@@ -15,6 +15,7 @@ from backend.runlogs import service as runlogs
 from backend.runlogs.schemas import LogChunkOut
 from backend.runlogs.stream import log_stream
 from backend.runs import service as runs
+from backend.users.deps import ReaderUser
 
 router = APIRouter(prefix="/runs/{run_id}/log", tags=["log"])
 
@@ -28,6 +29,7 @@ OffsetQuery = Annotated[
 def read_log(
     run_id: int,
     session: SessionDep,
+    _: ReaderUser,
     offset: OffsetQuery = 0,
     limit: Annotated[int, Query(ge=4, le=runlogs.MAX_LIMIT)] = runlogs.DEFAULT_LIMIT,
 ) -> LogChunkOut:
@@ -53,6 +55,7 @@ def _start_offset(run_id: int, offset: int) -> int:
 )
 async def stream_log(
     run_id: int,
+    _: ReaderUser,
     offset: OffsetQuery = 0,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:

@@ -7,7 +7,9 @@ Parsing raises InvalidInput naming the query parameter, so a bad ?sort= or ?crea
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Literal
@@ -23,12 +25,14 @@ from sqlalchemy import (
     func,
     select,
     tuple_,
+    union_all,
 )
 from sqlalchemy.orm import Session
 
 from backend.errors import InvalidInput
 from backend.metrics.models import LatestMetric
-from backend.runs.models import Run, RunSearch, RunStatus, RunTag
+from backend.runs.models import Run, RunParam, RunSearch, RunStatus, RunTag
+from backend.users.models import User
 
 SORT_COLUMNS = ("created_at", "name", "status", "duration", "dataset", "preset")
 DEFAULT_SORT = "-created_at"
@@ -57,8 +61,12 @@ class RunFilters:
     dataset: str | None = None
     preset: str | None = None
     tags: tuple[str, ...] = ()  # a run must carry every one
+    launcher: str | None = None  # username of who launched it
     created_after: datetime | None = None  # inclusive
     created_before: datetime | None = None  # exclusive
+    # ?param.<path>=<value>: the spec holds that value at that path (via run_params)
+    params: tuple[tuple[str, str], ...] = ()
+    sweep_id: int | None = None  # ?sweep=<id>: the trials of one sweep
 
 
 @dataclass
@@ -113,9 +121,12 @@ def parse_filters(
     status: list[str] | None = None,
     dataset: str | None = None,
     preset: str | None = None,
+    launcher: str | None = None,
     tag: list[str] | None = None,
     created_after: str | None = None,
     created_before: str | None = None,
+    params: tuple[tuple[str, str], ...] = (),
+    sweep: int | None = None,
 ) -> RunFilters:
     """Query parameters as the API receives them; status may repeat or be a comma list."""
     statuses = [s.strip() for item in status or () for s in item.split(",") if s.strip()]
@@ -133,10 +144,45 @@ def parse_filters(
         statuses=tuple(dict.fromkeys(statuses)),
         dataset=(dataset or "").strip() or None,
         preset=(preset or "").strip() or None,
+        launcher=(launcher or "").strip() or None,
         tags=tuple(dict.fromkeys(t.strip() for t in tag or () if t.strip())),
         created_after=parse_time(created_after, field="created_after"),
         created_before=parse_time(created_before, field="created_before"),
+        params=params,
+        sweep_id=sweep,
     )
+
+
+def param_filters(items: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """The ``param.<path>=<value>`` query parameters, checked: (path, value) pairs."""
+    found = []
+    for name, value in items:
+        if not name.startswith("param."):
+            continue
+        path = name.removeprefix("param.")
+        if not _PARAM_PATH.fullmatch(path):
+            raise InvalidInput(f"{name}: not a spec path like param.fit.batch_size", field=name)
+        found.append((path, value))
+    return tuple(dict.fromkeys(found))
+
+
+def _param_matches(path: str, value: str) -> ColumnElement[bool]:
+    """Runs whose run_params row at path equals value: as a number, a boolean or text."""
+    text = value.strip()
+    number: float | None = {"true": 1.0, "false": 0.0}.get(text.lower())
+    if number is None:
+        try:
+            number = float(text)
+        except ValueError:
+            number = None
+    # one subquery per value column, each through its (key, value, run_id) index
+    matches = select(RunParam.run_id).where(
+        RunParam.key == path, RunParam.text_value == value[:200]
+    )
+    if number is not None and math.isfinite(number):
+        numbers = select(RunParam.run_id).where(RunParam.key == path, RunParam.num_value == number)
+        return Run.id.in_(union_all(numbers, matches))
+    return Run.id.in_(matches)
 
 
 def _like_pattern(term: str) -> str:
@@ -158,11 +204,17 @@ def _where(filters: RunFilters) -> list[ColumnElement[bool]]:
         where.append(Run.dataset == filters.dataset)
     if filters.preset is not None:
         where.append(Run.preset == filters.preset)
+    if filters.launcher is not None:
+        launcher = select(User.id).where(User.username == filters.launcher)
+        where.append(Run.launched_by_id.in_(launcher.scalar_subquery()))
     where.extend(Run.id.in_(select(RunTag.run_id).where(RunTag.tag == t)) for t in filters.tags)
+    where.extend(_param_matches(path, value) for path, value in filters.params)
     if filters.created_after is not None:
         where.append(Run.created_at >= filters.created_after)
     if filters.created_before is not None:
         where.append(Run.created_at < filters.created_before)
+    if filters.sweep_id is not None:
+        where.append(Run.sweep_id == filters.sweep_id)
     return where
 
 
@@ -174,19 +226,60 @@ def _duration(dialect: str) -> ColumnElement[Any]:
     return func.extract("epoch", end - Run.started_at)
 
 
-def _param_order(dialect: str, path: str, descending: bool) -> list[Any]:
-    """Missing last; then numbers by value, then strings and booleans as text."""
-    direction = desc if descending else asc
-    steps = tuple(int(p) if p.isdigit() else p for p in path.split("."))
-    element = Run.spec[steps]
-    missing = case((element.as_string().is_(None), 1), else_=0)
-    if dialect == "sqlite":
-        # JSON_EXTRACT keeps the JSON type, and SQLite orders numbers before text
-        return [missing, direction(element.as_string())]
-    kind = func.jsonb_typeof(element)
-    number = case((kind == "number", element.as_float()))
-    text = case((kind.in_(["string", "boolean"]), element.as_string()))
-    return [missing, direction(number).nulls_last(), direction(text).nulls_last()]
+def _by_param(
+    session: Session, *, where: list[ColumnElement[bool]], sort: Sort, limit: int, offset: int
+) -> list[Run]:
+    """Through run_params' (key, value, run_id) indexes: runs with a number (booleans as 0/1)
+    first, then runs with a text value, then runs without the parameter (or null there)."""
+    direction = desc if sort.descending else asc
+    numbers = (
+        select(Run)
+        .join(
+            RunParam,
+            and_(
+                RunParam.run_id == Run.id,
+                RunParam.key == sort.name,
+                RunParam.num_value.is_not(None),
+            ),
+        )
+        .where(*where)
+        .order_by(direction(RunParam.num_value), direction(RunParam.run_id))
+    )
+    texts = (
+        select(Run)
+        .join(
+            RunParam,
+            and_(
+                RunParam.run_id == Run.id,
+                RunParam.key == sort.name,
+                RunParam.num_value.is_(None),
+                RunParam.text_value.is_not(None),
+            ),
+        )
+        .where(*where)
+        .order_by(direction(RunParam.text_value), direction(RunParam.run_id))
+    )
+    has_param = and_(RunParam.run_id == Run.id, RunParam.key == sort.name)
+    lacking = select(Run).where(*where, ~exists().where(has_param)).order_by(direction(Run.id))
+    return _segmented(session, [numbers, texts, lacking], limit=limit, offset=offset)
+
+
+def _segmented(
+    session: Session, segments: list[Select[Any]], *, limit: int, offset: int
+) -> list[Run]:
+    """One page over ordered segments read one after another (each through its own index)."""
+    runs: list[Run] = []
+    skip = offset
+    for segment in segments:
+        if len(runs) == limit:
+            break
+        found = list(session.scalars(segment.offset(skip).limit(limit - len(runs))))
+        if found:
+            runs.extend(found)
+            skip = 0
+        elif skip:  # the page starts past this segment: count it to know how far
+            skip = max(0, skip - _count(session, segment.with_only_columns(Run.id).order_by(None)))
+    return runs
 
 
 def _order(session: Session, sort: Sort) -> list[Any]:
@@ -194,9 +287,7 @@ def _order(session: Session, sort: Sort) -> list[Any]:
     direction = desc if sort.descending else asc
     dialect = session.get_bind().dialect.name
     keys: list[Any]
-    if sort.kind == "param":
-        keys = _param_order(dialect, sort.name, sort.descending)
-    elif sort.name == "created_at":
+    if sort.name == "created_at":
         keys = [direction(Run.created_at)]
     elif sort.name == "name":
         keys = [direction(func.lower(Run.name))]
@@ -275,6 +366,8 @@ def page(
         where.append(_cursor(session, before_id))
     if sort.kind == "metric":
         items = _by_metric(session, where=where, sort=sort, limit=limit, offset=offset)
+    elif sort.kind == "param":
+        items = _by_param(session, where=where, sort=sort, limit=limit, offset=offset)
     else:
         stmt = select(Run).where(*where).order_by(*_order(session, sort))
         items = list(session.scalars(stmt.offset(offset).limit(limit)))
@@ -283,7 +376,8 @@ def page(
 
 
 def facets(session: Session, *, limit: int = 200) -> dict[str, list[tuple[str, int]]]:
-    """Values in use for the filters (statuses, datasets, presets, tags), most used first."""
+    """Values in use for the filters (statuses, datasets, presets, tags, launchers), most
+    used first."""
 
     def counted(column: Any, table: Any) -> list[tuple[str, int]]:
         n = func.count().label("n")
@@ -302,4 +396,5 @@ def facets(session: Session, *, limit: int = 200) -> dict[str, list[tuple[str, i
         "datasets": counted(Run.dataset, Run),
         "presets": counted(Run.preset, Run),
         "tags": counted(RunTag.tag, RunTag),
+        "launchers": counted(User.username, Run.__table__.join(User.__table__)),
     }

@@ -59,11 +59,17 @@ class RunSummary(BaseModel):
     finished_at: datetime | None
     duration_s: float | None
     worker_host: str | None
+    source: str = Field(
+        default="worker", description="worker: trained here; external: streamed in by a script"
+    )
     tags: list[str]
     final_metrics: dict[str, float | None]
+    launched_by: str | None = Field(default=None, description="Username of who launched it.")
 
     @classmethod
-    def of(cls, run: Run, final_metrics: dict[str, float | None]) -> RunSummary:
+    def of(
+        cls, run: Run, final_metrics: dict[str, float | None], *, launched_by: str | None = None
+    ) -> RunSummary:
         duration = None
         if run.started_at is not None:
             end = run.finished_at or datetime.now(run.started_at.tzinfo)
@@ -79,32 +85,52 @@ class RunSummary(BaseModel):
             finished_at=run.finished_at,
             duration_s=duration,
             worker_host=run.worker_host,
+            source=run.source or "worker",
             tags=run.tags,
             final_metrics={k: v for k, v in final_metrics.items() if not k.startswith("batch/")},
+            launched_by=launched_by,
         )
 
 
 class RunOut(RunSummary):
     notes: str
-    spec: ExperimentSpec
+    spec: ExperimentSpec | dict[str, Any] = Field(
+        description="The ExperimentSpec; an external run's spec is what its script sent"
+    )
     failure_reason: str | None
     failure_traceback: str | None
     cancel_requested: bool
     model_summary: dict[str, Any] | None
     last_event_id: int
+    sweep_id: int | None = Field(default=None, description="The sweep this run is a trial of.")
+    trial_number: int | None = None
+    trial_params: dict[str, Any] | None = Field(
+        default=None, description="A trial's values from its sweep's search space."
+    )
 
     @classmethod
-    def full(cls, run: Run, final_metrics: dict[str, float | None], last_event_id: int) -> RunOut:
-        summary = RunSummary.of(run, final_metrics)
+    def full(
+        cls,
+        run: Run,
+        final_metrics: dict[str, float | None],
+        last_event_id: int,
+        *,
+        launched_by: str | None = None,
+    ) -> RunOut:
+        summary = RunSummary.of(run, final_metrics, launched_by=launched_by)
         return cls(
             **summary.model_dump(),
             notes=run.notes,
-            spec=ExperimentSpec.model_validate(run.spec),
+            # an external run's spec is whatever its script described itself with
+            spec=ExperimentSpec.model_validate(run.spec) if run.source != "external" else run.spec,
             failure_reason=run.failure_reason,
             failure_traceback=run.failure_traceback,
             cancel_requested=run.cancel_requested_at is not None,
             model_summary=run.model_summary,
             last_event_id=last_event_id,
+            sweep_id=run.sweep_id,
+            trial_number=run.trial_number,
+            trial_params=run.trial_params,
         )
 
 
@@ -175,3 +201,4 @@ class RunFacets(BaseModel):
     datasets: list[FacetValue]
     presets: list[FacetValue]
     tags: list[FacetValue]
+    launchers: list[FacetValue] = []

@@ -17,9 +17,11 @@ from backend.db.base import utcnow
 from backend.db.upsert import upsert
 from backend.errors import Conflict, InvalidInput, NotFound
 from backend.events import service as events
+from backend.runs import params as run_params  # noqa: F401  (indexes specs on flush)
 from backend.runs.models import Run, RunSearch, RunStatus, RunTag, build_search_text, dataset_of
 from backend.spec import PRESETS, resolve_spec
 from backend.spec.presets import UnknownPreset
+from backend.sweeps import scheduler as sweep_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ def submit(
     spec: dict[str, Any] | None = None,
     preset: str | None = None,
     overrides: dict[str, Any] | None = None,
+    launched_by_id: int | None = None,
 ) -> Run:
     """Validate, store as queued, and queue it for a worker once the caller commits."""
     try:
@@ -71,6 +74,7 @@ def submit(
         preset=preset,
         dataset=dataset_of(spec_json),
         status=RunStatus.queued.value,
+        launched_by_id=launched_by_id,
     )
     session.add(run)
     _emit_status(session, run)
@@ -150,6 +154,7 @@ def undispatched(session: Session, *, older_than_s: float) -> list[int]:
         Run.status == RunStatus.queued.value,
         Run.dispatched_at.is_(None),
         Run.created_at < cutoff,
+        Run.sweep_id.is_(None),  # a sweep's trials wait for a slot: sweeps.scheduler sends them
     )
     return list(session.scalars(stmt))
 
@@ -208,6 +213,8 @@ def request_cancel(session: Session, *, run_id: int) -> Run:
     session.refresh(run)
     if result.rowcount == 1:  # type: ignore[attr-defined]
         _emit_status(session, run)
+        if run.sweep_id is not None:  # its slot goes to the sweep's next trial
+            sweep_scheduler.trial_finished(session, sweep_id=run.sweep_id)
     else:
         events.append(
             session, run_id=run.id, kind="status", data=status_event(run), uid="cancel-requested"
@@ -224,7 +231,7 @@ def finish(
     reason: str | None = None,
     traceback: str | None = None,
 ) -> bool:
-    """running -> succeeded | failed | cancelled; False if the run had already finished."""
+    """running -> succeeded | failed | cancelled | pruned; False if it had already finished."""
     assert status.finished
     result = session.execute(
         update(Run)
@@ -242,6 +249,8 @@ def finish(
     run = get(session, run_id)
     session.refresh(run)
     _emit_status(session, run)
+    if run.sweep_id is not None:  # its slot goes to the sweep's next trial
+        sweep_scheduler.trial_finished(session, sweep_id=run.sweep_id)
     return True
 
 

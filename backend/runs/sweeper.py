@@ -8,8 +8,10 @@ import logging
 from backend import dispatch
 from backend.config import get_settings
 from backend.db.session import session_scope
+from backend.external import service as external
 from backend.runs import service as runs
 from backend.runs.models import RunStatus
+from backend.sweeps import scheduler as sweeps
 
 log = logging.getLogger(__name__)
 
@@ -20,12 +22,18 @@ def sweep_once() -> None:
     settings = get_settings()
     with session_scope() as session:
         for run_id in runs.stale_running(session, timeout_s=settings.heartbeat_timeout_s):
-            reason = (
+            reason: str | None = (
                 f"worker lost: no heartbeat for {settings.heartbeat_timeout_s:.0f} s "
                 "(the worker process or its machine stopped)"
             )
-            if runs.finish(session, run_id=run_id, status=RunStatus.failed, reason=reason):
-                log.warning("run %s: %s", run_id, reason)
+            status = RunStatus.failed
+            # a run streamed in by a script elsewhere ends by its own rule (RemoteMonitor)
+            outcome = external.stale_outcome(session, run_id=run_id)
+            if outcome is not None:
+                status, reason = outcome
+            if runs.finish(session, run_id=run_id, status=status, reason=reason):
+                log.warning("run %s: silent, marked %s: %s", run_id, status.value, reason)
         stuck = runs.undispatched(session, older_than_s=REDISPATCH_AFTER_S)
     for run_id in stuck:
         dispatch.dispatch(run_id)
+    sweeps.top_up()  # free sweep slots get their next trial; finished sweeps are marked

@@ -325,6 +325,15 @@ class StreamSpec(_Strict):
     )
 
 
+class EvaluationSpec(_Strict):
+    every_epoch: bool = Field(
+        default=False,
+        description="Also compute the confusion matrix and classification report on the test "
+        "split at the end of every epoch (one prediction pass over it per epoch), to watch "
+        "them change on the run page.",
+    )
+
+
 class ExperimentSpec(_Strict):
     """A run: dataset, model, compile, fit, callbacks and streaming."""
 
@@ -335,6 +344,7 @@ class ExperimentSpec(_Strict):
     fit: FitSpec = Field(default_factory=FitSpec)
     callbacks: list[CallbackSpec] = Field(default_factory=list)
     stream: StreamSpec = Field(default_factory=StreamSpec)
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     precision: Precision = Field(
         default="float32",
         description="Keras dtype policy; the mixed ones compute in 16 bits, keeping variables "

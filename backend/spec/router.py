@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from backend.spec import PRESETS, ExperimentSpec, plugins
 from backend.spec.presets import preset_spec
+from backend.users.deps import ReaderUser
 
 router = APIRouter(tags=["spec"])
 
@@ -20,7 +21,7 @@ class Preset(BaseModel):
 
 
 @router.get("/spec/schema")
-def spec_schema() -> dict[str, Any]:
+def spec_schema(_: ReaderUser) -> dict[str, Any]:
     """JSON Schema of ExperimentSpec (spec_version 1)."""
     return ExperimentSpec.model_json_schema()
 
@@ -33,13 +34,14 @@ class Template(BaseModel):
 
 
 @router.get("/spec/templates", response_model=list[Template])
-def list_templates() -> list[Template]:
+def list_templates(_: ReaderUser) -> list[Template]:
     """model.template names: the built-in mlp and the plugins in FITBOARD_PLUGINS' directories."""
     return [Template(**item) for item in plugins.catalog()]
 
 
 @router.get("/presets", response_model=list[Preset])
-def list_presets() -> list[Preset]:
+def list_presets(_: ReaderUser) -> list[Preset]:
+    """Ready-made experiments to start a run from (POST /api/v1/runs with preset=...)."""
     return [
         Preset(
             name=name,

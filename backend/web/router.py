@@ -2,17 +2,52 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from urllib.parse import quote
 
 import plotly
-from fastapi import APIRouter, FastAPI
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+
+from backend.errors import NotFound
+from backend.users.deps import optional_user
 
 FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+VENDOR = FRONTEND / "static" / "vendor"
 
-router = APIRouter(include_in_schema=False)
+
+def _plotly_js_version(path: Path) -> str:
+    """The plotly.js version in the bundle's banner ("plotly.js v4.1.1"), e.g. "4.1.1"."""
+    with path.open(encoding="utf-8") as bundle:
+        found = re.search(r"plotly\.js (?:\([^)]*\) )?v(\d[\w.+-]*)", bundle.read(500))
+    return found.group(1) if found else plotly.__version__
+
+
+PLOTLY_JS_VERSION = _plotly_js_version(PLOTLY_JS)
+# a URL that names its version never changes content: browsers keep it and skip revalidation
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+class LoginRequired(Exception):
+    """A page asked for by someone not signed in: they go to /login and come back after."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__(target)
+        self.target = target
+
+
+def signed_in(request: Request) -> None:
+    if optional_user(request) is None:
+        query = f"?{request.url.query}" if request.url.query else ""
+        raise LoginRequired(request.url.path + query)
+
+
+# every page on this router needs a signed-in user; /login and the assets are on `public`
+router = APIRouter(include_in_schema=False, dependencies=[Depends(signed_in)])
+public = APIRouter(include_in_schema=False)
 
 
 def _page(name: str) -> FileResponse:
@@ -41,18 +76,54 @@ def compare_page() -> FileResponse:
     return _page("compare.html")
 
 
+@router.get("/sweeps")
+def sweeps_page() -> FileResponse:
+    return _page("sweeps.html")
+
+
+@router.get("/sweeps/{sweep_id}")
+def sweep_page(sweep_id: int) -> FileResponse:
+    return _page("sweep.html")
+
+
 @router.get("/datasets")
 def datasets_page() -> FileResponse:
     return _page("datasets.html")
 
 
-@router.get("/static/vendor/plotly.min.js")
+@router.get("/account")
+def account_page() -> FileResponse:
+    return _page("account.html")
+
+
+@public.get("/login")
+def login_page() -> FileResponse:
+    return _page("login.html")
+
+
+@public.get("/static/vendor/plotly.min.js")
 def plotly_js() -> FileResponse:
     return FileResponse(
         PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"}
     )
 
 
+@public.get("/static/vendor/plotly-{version}.min.js")
+def plotly_js_versioned(version: str) -> FileResponse:
+    """plotly.js by version: the package's full bundle, or a partial one vendored here."""
+    # each page picks its bundle: plotly-cartesian-X.min.js (frontend/static/vendor) where
+    # scatter and heatmap are enough, the package's plotly-X.min.js where it needs more
+    path = PLOTLY_JS if version == PLOTLY_JS_VERSION else VENDOR / f"plotly-{version}.min.js"
+    if not path.is_file():
+        raise NotFound(f"no plotly.js bundle plotly-{version}.min.js")
+    return FileResponse(path, media_type="text/javascript", headers={"Cache-Control": IMMUTABLE})
+
+
 def mount(app: FastAPI) -> None:
+    @app.exception_handler(LoginRequired)
+    async def _to_login(_: Request, exc: LoginRequired) -> RedirectResponse:
+        return RedirectResponse(f"/login?next={quote(exc.target, safe='')}", status_code=303)
+
     app.include_router(router)
+    app.include_router(public)
     app.mount("/static", StaticFiles(directory=FRONTEND / "static", check_dir=False), name="static")

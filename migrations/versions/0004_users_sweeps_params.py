@@ -10,6 +10,7 @@ Create Date: 2026-11-26 19:02:34.997216
 - run_params: one row per flattened spec value, so the history sorts by a parameter
   through an index.
 - epoch_evaluations: confusion matrix and report per epoch where the spec asks for it.
+- metric_rollups: a pre-aggregated level under long metric series (filled on read).
 """
 
 from collections.abc import Sequence
@@ -106,6 +107,21 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['run_id'], ['runs.id'], name=op.f('fk_epoch_evaluations_run_id_runs'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('run_id', 'epoch', name=op.f('pk_epoch_evaluations'))
     )
+    op.create_table('metric_rollups',
+    sa.Column('run_id', BIG_ID, nullable=False),
+    sa.Column('key', sa.String(length=200), nullable=False),
+    sa.Column('bucket', sa.BigInteger(), nullable=False),
+    sa.Column('step', sa.BigInteger(), nullable=False),
+    sa.Column('points', sa.Integer(), nullable=False),
+    sa.Column('n_values', sa.Integer(), nullable=False),
+    sa.Column('total', sa.Float(), nullable=True),
+    sa.Column('low', sa.Float(), nullable=True),
+    sa.Column('high', sa.Float(), nullable=True),
+    sa.ForeignKeyConstraint(
+        ['run_id'], ['runs.id'], name=op.f('fk_metric_rollups_run_id_runs'), ondelete='CASCADE'
+    ),
+    sa.PrimaryKeyConstraint('run_id', 'key', 'bucket', name=op.f('pk_metric_rollups'))
+    )
     op.create_table('run_params',
     sa.Column('run_id', BIG_ID, nullable=False),
     sa.Column('key', sa.String(length=200), nullable=False),
@@ -118,6 +134,11 @@ def upgrade() -> None:
         batch_op.create_index('ix_run_params_key_num_value_run_id', ['key', 'num_value', 'run_id'], unique=False)
         batch_op.create_index('ix_run_params_key_text_value_run_id', ['key', 'text_value', 'run_id'], unique=False)
 
+    # SQLite: the batch below copies runs and drops the old table; with foreign keys on, that
+    # drop would delete every row that refers to a run (tags, metrics, events, ...)
+    sqlite = op.get_bind().dialect.name == 'sqlite'
+    if sqlite:
+        op.execute('PRAGMA foreign_keys=OFF')
     with op.batch_alter_table('runs', schema=None) as batch_op:
         batch_op.add_column(sa.Column('launched_by_id', BIG_ID, nullable=True))
         batch_op.add_column(sa.Column('source', sa.String(length=16), server_default='worker', nullable=False))
@@ -130,10 +151,44 @@ def upgrade() -> None:
         batch_op.create_foreign_key(batch_op.f('fk_runs_launched_by_id_users'), 'users', ['launched_by_id'], ['id'], ondelete='SET NULL')
         batch_op.drop_constraint(batch_op.f('ck_runs_status_valid'), type_='check')
         batch_op.create_check_constraint('status_valid', _NEW_STATUSES)
+    if sqlite:
+        op.execute('PRAGMA foreign_keys=ON')
+    _backfill_run_params()
 
+
+def _backfill_run_params(batch_runs: int = 500) -> None:
+    """Flatten the spec of every existing run into run_params, a batch of runs at a time."""
+    from backend.runs.params import rows_for  # pure: the flattening the API uses on submit
+
+    bind = op.get_bind()
+    runs = sa.table('runs', sa.column('id', BIG_ID), sa.column('spec', sa.JSON()))
+    params = sa.table(
+        'run_params',
+        sa.column('run_id', BIG_ID),
+        sa.column('key', sa.String(200)),
+        sa.column('num_value', sa.Double()),
+        sa.column('text_value', sa.String(200)),
+    )
+    last_id = 0
+    while True:
+        chunk = bind.execute(
+            sa.select(runs.c.id, runs.c.spec)
+            .where(runs.c.id > last_id)
+            .order_by(runs.c.id)
+            .limit(batch_runs)
+        ).all()
+        if not chunk:
+            break
+        rows = [row for run_id, spec in chunk for row in rows_for(run_id, spec)]
+        if rows:
+            bind.execute(params.insert(), rows)
+        last_id = chunk[-1][0]
 
 
 def downgrade() -> None:
+    sqlite = op.get_bind().dialect.name == 'sqlite'
+    if sqlite:  # as in upgrade (and before any write: a PRAGMA in a transaction does nothing)
+        op.execute('PRAGMA foreign_keys=OFF')
     op.execute("UPDATE runs SET status = 'cancelled' WHERE status = 'pruned'")
     with op.batch_alter_table('runs', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('ck_runs_status_valid'), type_='check')
@@ -147,12 +202,15 @@ def downgrade() -> None:
         batch_op.drop_column('sweep_id')
         batch_op.drop_column('source')
         batch_op.drop_column('launched_by_id')
+    if sqlite:
+        op.execute('PRAGMA foreign_keys=ON')
 
     with op.batch_alter_table('run_params', schema=None) as batch_op:
         batch_op.drop_index('ix_run_params_key_text_value_run_id')
         batch_op.drop_index('ix_run_params_key_num_value_run_id')
 
     op.drop_table('run_params')
+    op.drop_table('metric_rollups')
     op.drop_table('epoch_evaluations')
     with op.batch_alter_table('user_sessions', schema=None) as batch_op:
         batch_op.drop_index('ix_user_sessions_user_id')

@@ -10,7 +10,16 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browser.support import CHROMIUM, CHROMIUM_ARGS, VIEWER_ZONE, Browser, Page, sync_api
+from tests.browser.support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    VIEWER_ZONE,
+    Browser,
+    Credentials,
+    Page,
+    sign_in_cookies,
+    sync_api,
+)
 
 
 @pytest.fixture(scope="session")
@@ -23,9 +32,29 @@ def base_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def api(base_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=base_url + "/api/v1", timeout=30) as client:
+def credentials(request: pytest.FixtureRequest) -> Credentials:
+    """An admin's token and sign-in: the live stack's, or FITBOARD_TEST_* for another stack."""
+    if os.environ.get("FITBOARD_BASE_URL"):
+        return Credentials(
+            token=os.environ.get("FITBOARD_TEST_TOKEN", ""),
+            username=os.environ.get("FITBOARD_TEST_USERNAME", "admin"),
+            password=os.environ.get("FITBOARD_TEST_PASSWORD", ""),
+        )
+    stack = request.getfixturevalue("live_stack")
+    return Credentials(token=stack.token, username=stack.username, password=stack.password)
+
+
+@pytest.fixture(scope="session")
+def api(base_url: str, credentials: Credentials) -> Iterator[httpx.Client]:
+    headers = {"Authorization": f"Bearer {credentials.token}"} if credentials.token else {}
+    with httpx.Client(base_url=base_url + "/api/v1", timeout=30, headers=headers) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def session_cookies(base_url: str, credentials: Credentials) -> list[dict[str, Any]]:
+    """Signed in once per session; every test page gets these cookies."""
+    return sign_in_cookies(base_url, credentials.username, credentials.password)
 
 
 # one Playwright (and Chromium) per module: the sync API cannot run two at once, and other
@@ -43,11 +72,12 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A fresh page; any uncaught exception or console error in it fails the test."""
+def page(browser: Browser, session_cookies: list[dict[str, Any]]) -> Iterator[Page]:
+    """A fresh page, signed in as the admin; any uncaught exception or console error fails it."""
     context = browser.new_context(
         viewport={"width": 1366, "height": 900}, locale="en-US", timezone_id=VIEWER_ZONE
     )
+    context.add_cookies(session_cookies)  # type: ignore[arg-type]
     context.set_default_timeout(30_000)
     problems: list[str] = []
     context.on("weberror", lambda error: problems.append(f"uncaught: {error.error}"))

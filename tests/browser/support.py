@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from playwright import sync_api
@@ -27,6 +29,28 @@ SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 # A zone with a half-hour offset: a page that prints UTC, or the server's zone, cannot pass.
 VIEWER_ZONE = "Asia/Kolkata"
 RUN_DONE_MS = 240_000  # ms: queue + TensorFlow start-up + training + evaluation
+
+
+@dataclass(frozen=True)
+class Credentials:
+    token: str
+    username: str
+    password: str
+
+
+def sign_in_cookies(base_url: str, username: str, password: str) -> list[dict[str, Any]]:
+    """Sign in through the API; the session and CSRF cookies, ready for a browser context."""
+    response = httpx.post(
+        f"{base_url}/api/v1/auth/login",
+        json={"username": username, "password": password},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    return [
+        {"name": name, "value": value, "url": base_url}
+        for name, value in response.cookies.items()
+        if name.startswith("fitboard_")
+    ]
 
 
 def screenshot(page: Page, name: str) -> None:

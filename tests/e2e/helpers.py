@@ -10,6 +10,14 @@ from typing import Any
 
 import httpx
 
+# base URL -> API token that raw clients here send (the live_stack fixture fills it)
+TOKENS: dict[str, str] = {}
+
+
+def auth_headers(base_url: str) -> dict[str, str]:
+    token = TOKENS.get(base_url.rstrip("/"))
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
 
 @dataclass
 class Event:
@@ -54,6 +62,7 @@ def iter_events(
     """Parse the SSE stream; ends at the server's `end` event."""
     params = {"after": after} if after is not None else {}
     headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
+    headers.update(auth_headers(base_url))
     with httpx.stream(
         "GET",
         f"{base_url}/api/v1/runs/{run_id}/stream",

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, free_port
-from tests.e2e.helpers import batch_steps, iter_events, submit, wait_status
+from tests.e2e.helpers import TOKENS, batch_steps, iter_events, submit, wait_status
 
 pytestmark = pytest.mark.e2e
 
@@ -42,7 +42,13 @@ def test_embedded_stack_trains_a_run_and_stops_cleanly(tmp_path: Path, data_dir:
         for k, v in os.environ.items()
         if k not in {"DATABASE_URL", "REDIS_URL", "FITBOARD_REDIS_URL", "FITBOARD_DATABASE_URL"}
     }
-    env.update(FITBOARD_HOME=str(home), FITBOARD_PORT=str(port), FITBOARD_DATA_DIR=str(data_dir))
+    env.update(
+        FITBOARD_HOME=str(home),
+        FITBOARD_PORT=str(port),
+        FITBOARD_DATA_DIR=str(data_dir),
+        FITBOARD_ADMIN_PASSWORD="embedded admin pw",  # the first admin the stack creates
+        FITBOARD_AUTH="on",
+    )
     out = (tmp_path / "stack.out").open("w+b")
     stack = subprocess.Popen(
         [sys.executable, "-m", "backend.stack"],
@@ -58,7 +64,15 @@ def test_embedded_stack_trains_a_run_and_stops_cleanly(tmp_path: Path, data_dir:
             assert stack.poll() is None, (tmp_path / "stack.out").read_text()
             assert time.monotonic() < deadline, "the stack did not start"
             time.sleep(0.3)
+        assert "First admin created" in (tmp_path / "stack.out").read_text()
         with httpx.Client(base_url=url, timeout=30) as client:
+            signed_in = client.post(
+                "/api/v1/auth/login", json={"username": "admin", "password": "embedded admin pw"}
+            )
+            assert signed_in.status_code == 200, signed_in.text
+            client.headers["X-CSRF-Token"] = signed_in.json()["csrf_token"]
+            token = client.post("/api/v1/auth/tokens", json={"name": "embedded test"}).json()
+            TOKENS[url] = token["token"]  # for iter_events' own connection
             health = client.get("/api/v1/health").json()
             assert health["database"]["backend"] == "sqlite"
             assert (home / "fitboard.db").exists()

@@ -258,14 +258,16 @@ def test_metrics_endpoint_downsamples_with_envelope(
     live_stack: LiveStack, finished_run: dict
 ) -> None:
     params = {"keys": "batch/loss,val_loss", "max_points": 10}
+    auth = {"Authorization": f"Bearer {live_stack.token}"}
     body = httpx.get(
-        f"{live_stack.url}/api/v1/runs/{finished_run['id']}/metrics", params=params
+        f"{live_stack.url}/api/v1/runs/{finished_run['id']}/metrics", params=params, headers=auth
     ).json()
     batch = body["series"]["batch/loss"]
     assert batch["downsampled"] and len(batch["steps"]) <= 10 and batch["count"] > 10
     full = httpx.get(
         f"{live_stack.url}/api/v1/runs/{finished_run['id']}/metrics",
         params={"keys": "batch/loss", "max_points": 100000},
+        headers=auth,
     ).json()
     values = full["series"]["batch/loss"]["values"]
     assert max(batch["max"]) == pytest.approx(max(values))

@@ -19,6 +19,8 @@ from backend.spec import ExperimentSpec, plugins
 from backend.spec.presets import PRESETS, deep_merge, resolve_spec
 from backend.spec.router import router
 from backend.spec.transfer import BaseSpec
+from backend.users.deps import current_user
+from backend.users.models import User
 
 HEAD = [
     {"type": "GlobalAveragePooling2D"},
@@ -239,6 +241,8 @@ def test_plugin_params_are_validated_with_the_field_path() -> None:
 def test_templates_endpoint_lists_plugins_with_their_parameter_schema(plugin_dir: Path) -> None:
     app = FastAPI()
     app.include_router(router, prefix="/api/v1")
+    # reads need a signed-in user; this test is about the catalogue, not about who asks
+    app.dependency_overrides[current_user] = lambda: User(id=1, username="t", role="viewer")
     with TestClient(app) as client:
         templates = {t["name"]: t for t in client.get("/api/v1/spec/templates").json()}
     assert list(templates)[:1] == ["mlp"] and templates["mlp"]["source"] == "builtin"

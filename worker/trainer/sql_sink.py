@@ -15,6 +15,7 @@ import redis
 
 from backend.config import get_settings
 from backend.db.session import session_scope
+from backend.evaluation import service as evaluations
 from backend.events import bus
 from backend.events import service as events_service
 from backend.metrics import service as metrics
@@ -47,6 +48,9 @@ class SqlSink:
             if points:
                 metrics.record(session, run_id=self.run_id, points=points, uid=uid)
             for event in events:
+                if event.kind == evaluations.EPOCH_EVENT:  # stored in epoch_evaluations
+                    evaluations.save_epoch(session, run_id=self.run_id, uid=event.uid, **event.data)
+                    continue
                 events_service.append(
                     session, run_id=self.run_id, kind=event.kind, data=event.data, uid=event.uid
                 )

@@ -20,7 +20,7 @@ from backend.evaluation import service as evaluation
 from backend.runs import service as runs
 from backend.runs.models import RunStatus
 from backend.spec import ExperimentSpec
-from worker.trainer import datasets, phases, runtime, samples, transfer
+from worker.trainer import datasets, epoch_evaluation, phases, pruning, runtime, samples, transfer
 from worker.trainer.build import build_model, make_callbacks, model_summary, prepare_targets
 from worker.trainer.evaluate import evaluate
 from worker.trainer.recipes import Recipes
@@ -126,6 +126,7 @@ def _train(
         "run=%s event=fit_start epochs=%d batch_size=%d", run_id, fit.epochs, recipes.batch_size
     )
     fit_model = phases.fit_function(model, spec=spec, flusher=flusher)  # fit.phases, if any
+    pruner = pruning.for_run(run_id)  # a trial of a sweep with a pruner
     fit_model(
         dataset.x_train,
         y_train,
@@ -134,12 +135,15 @@ def _train(
         shuffle=fit.shuffle,
         callbacks=[
             *recipes.callbacks(make_callbacks(spec.callbacks), num_classes=dataset.num_classes),
+            *epoch_evaluation.callbacks(spec, dataset, flusher),  # evaluation.every_epoch
+            *([pruner] if pruner is not None else []),
             streaming,
         ],
         verbose=2,
         **fit_kwargs,
     )
     cancelled = streaming.stopped_by_cancel
+    pruned = pruner is not None and pruner.stopped and not cancelled
     log.info(
         "run=%s event=fit_end batches=%d cancelled=%s seconds=%.1f",
         run_id,
@@ -149,7 +153,7 @@ def _train(
     )
 
     # a cancelled run stops promptly (the worker kills it after a grace period): no evaluation
-    if not cancelled:
+    if not cancelled and not pruned:
         result = evaluate(model, dataset)
         with session_scope() as session:
             evaluation.save(
@@ -164,13 +168,15 @@ def _train(
             "run=%s event=evaluated accuracy=%.4f", run_id, float(result.report.get("accuracy", 0))
         )
     _save_model(run_id, model)
-    recipes.after_fit(model, cancelled=cancelled)
+    recipes.after_fit(model, cancelled=cancelled or pruned)
     recipes.close()
 
     if not flusher.close(timeout=flush_timeout):
         raise RuntimeError(f"could not write every metric within {flush_timeout:.0f}s")
     if cancelled:
         return RunStatus.cancelled, f"cancelled on request after {streaming.last_step} batches"
+    if pruned and pruner is not None:
+        return RunStatus.pruned, pruner.reason
     return RunStatus.succeeded, None
 
 

@@ -2,6 +2,27 @@
 
 export const API = "/api/v1";
 
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/** The session's CSRF token, from the cookie the sign-in set (readable by this page only). */
+export function csrfToken() {
+  const found = document.cookie.split("; ").find((part) => part.startsWith("fitboard_csrf="));
+  return found ? decodeURIComponent(found.slice("fitboard_csrf=".length)) : "";
+}
+
+/** Headers a request of this method needs: X-CSRF-Token on anything that changes state. */
+export function authHeaders(method = "GET") {
+  const token = csrfToken();
+  return !SAFE_METHODS.has(method.toUpperCase()) && token ? { "X-CSRF-Token": token } : {};
+}
+
+/** Not signed in (any more): go to the sign-in page, and come back here after. */
+export function toLogin() {
+  if (location.pathname === "/login") return;
+  const next = location.pathname + location.search + location.hash;
+  location.assign(`/login?next=${encodeURIComponent(next)}`);
+}
+
 /** An API call that did not succeed: HTTP status plus the server's {detail, code, errors}. */
 export class ApiError extends Error {
   constructor({ status, detail, code, errors }) {
@@ -38,7 +59,7 @@ async function errorFrom(response) {
 
 /** Call the API; resolves to the parsed JSON body, rejects with ApiError. */
 export async function api(path, { method = "GET", body, signal } = {}) {
-  const init = { method, signal, headers: { Accept: "application/json" } };
+  const init = { method, signal, headers: { Accept: "application/json", ...authHeaders(method) } };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -54,6 +75,7 @@ export async function api(path, { method = "GET", body, signal } = {}) {
       code: "network_error",
     });
   }
+  if (response.status === 401 && path !== "/auth/login") toLogin();
   if (!response.ok) throw await errorFrom(response);
   if (response.status === 204) return null;
   return response.json();

@@ -204,8 +204,8 @@ export class TrainingCharts {
     return s && s.values.length ? s.values[s.values.length - 1] : undefined;
   }
 
-  /** Load the /metrics answer and draw everything from scratch. */
-  setHistory(seriesByKey) {
+  /** Load the /metrics answer and draw everything from scratch (or leave that to redraw()). */
+  setHistory(seriesByKey, { draw = true } = {}) {
     for (const [key, data] of Object.entries(seriesByKey || {})) {
       if (!this.series.has(key)) continue;
       const steps = data.steps || [];
@@ -218,7 +218,7 @@ export class TrainingCharts {
         lastStep: steps.length ? steps[steps.length - 1] : -Infinity,
       });
     }
-    this.redraw();
+    if (draw) this.redraw();
   }
 
   /** Known from train_begin (exact) or guessed from history; a change redraws everything. */
@@ -424,12 +424,21 @@ export class TrainingCharts {
   }
 
   redraw() {
+    const renders = [];
     for (const plot of this.plots) {
       plot.hasData = this.hasData(plot);
       const data = plot.traces.map((trace) => this.buildTrace(plot, trace));
-      Plotly.react(plot.div, data, this.layout(plot), { responsive: true, displaylogo: false });
+      renders.push(Plotly.react(plot.div, data, this.layout(plot), { responsive: true, displaylogo: false }));
       this.listen(plot);
     }
     this.drawn = true;
+    if (!this.firstCurveMarked && this.plots.some((plot) => plot.hasData)) {
+      this.firstCurveMarked = true;
+      // for bench/run_page.py: navigation -> the first curves drawn (a User Timing mark)
+      Promise.all(renders).then(() => {
+        performance.mark("fitboard:first-curve");
+        document.documentElement.dataset.firstCurve = "drawn";
+      });
+    }
   }
 }

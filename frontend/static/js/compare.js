@@ -3,6 +3,7 @@
 
 import { ApiError, api, describeError, showMessage } from "./api.js";
 import { el, formatDuration, formatMetric, runDuration, statusBadge } from "./format.js";
+import { plotlyReady } from "./plotly-ready.js";
 import { flatten } from "./schema.js";
 
 const $ = (id) => document.getElementById(id);
@@ -289,8 +290,10 @@ async function load() {
   }
   showMessage($("plots-error"), metricProblems.length ? `Could not load the curves of ${metricProblems.join("; ")}` : null);
   renderFinal(runs, metricsByRun);
-  if (window.Plotly) drawPlots(runs, metricsByRun);
-  else showMessage($("plots-error"), "Charts are unavailable: /static/vendor/plotly.min.js did not load.");
+  const plotly = await plotlyReady;
+  if (token !== loadToken) return;
+  if (plotly) drawPlots(runs, metricsByRun);
+  else showMessage($("plots-error"), "Charts are unavailable: plotly.js did not load.");
   $("compare-content").setAttribute("aria-busy", "false");
 }
 
@@ -303,5 +306,5 @@ $("compare-form").addEventListener("submit", (event) => {
 $("only-diff").addEventListener("change", applyDiffFilter);
 window.addEventListener("popstate", () => load());
 
-// plotly.js is a deferred classic script: it has run before this module
+// plotly.js is an async script: load() draws once it has run (plotly-ready.js)
 load().catch((err) => showMessage($("compare-error"), describeError(err)));

@@ -1,7 +1,7 @@
 // Datasets page: the uploads (GET /datasets) and a form that uploads one (multipart POST);
 // a 422 shows next to the field it names.
 
-import { API, ApiError, api, describeError, showMessage } from "./api.js";
+import { API, ApiError, api, authHeaders, describeError, showMessage } from "./api.js";
 import { el, formatCount, timeElement } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
@@ -115,7 +115,7 @@ async function upload(event) {
   try {
     let response;
     try {
-      response = await fetch(`${API}/datasets`, { method: "POST", body, headers: { Accept: "application/json" } });
+      response = await fetch(`${API}/datasets`, { method: "POST", body, headers: { Accept: "application/json", ...authHeaders("POST") } });
     } catch (err) {
       throw new ApiError({ status: 0, detail: `Could not reach the Fitboard server (${err.message}).`, code: "network_error" });
     }

@@ -96,3 +96,101 @@ export function fillReportTable(table, evaluation) {
   }
   table.tBodies[0].replaceChildren(...rows);
 }
+
+/**
+ * The slider above the heatmap for runs evaluated at every epoch (spec evaluation.every_epoch):
+ * one position per evaluated epoch, oldest first, and the final evaluation last. While the
+ * slider sits on its last position it follows new epochs (and the final evaluation) as they
+ * arrive; moved back, it stays where the user put it.
+ */
+export class EpochEvaluations {
+  constructor({ root, slider, label, fetchEpoch, onShow, onError }) {
+    this.root = root;
+    this.slider = slider;
+    this.label = label;
+    this.fetchEpoch = fetchEpoch;
+    this.onShow = onShow;
+    this.onError = onError;
+    this.epochs = []; // [{epoch, split, accuracy}] ascending
+    this.final = null; // the final evaluation, once there is one
+    this.cache = new Map(); // epoch -> evaluation
+    this.index = -1;
+    this.request = 0;
+    slider.addEventListener("input", () => this.select(Number(slider.value)));
+  }
+
+  get entries() {
+    return [...this.epochs.map((e) => ({ kind: "epoch", ...e })), ...(this.final ? [{ kind: "final" }] : [])];
+  }
+
+  /** Epochs listed by GET /evaluation/epochs (history when the page opens). */
+  setEpochs(items) {
+    for (const item of items) this.addEpoch(item, { show: false });
+    this.refresh({ follow: true });
+  }
+
+  /** One epoch's summary, from the list or a live `epoch_evaluation` event. */
+  addEpoch(item, { show = true } = {}) {
+    if (!item || !Number.isInteger(item.epoch)) return;
+    const following = this.following();
+    this.cache.delete(item.epoch); // a re-sent epoch replaces the stored one
+    const at = this.epochs.findIndex((e) => e.epoch >= item.epoch);
+    if (at >= 0 && this.epochs[at].epoch === item.epoch) this.epochs[at] = item;
+    else if (at >= 0) this.epochs.splice(at, 0, item);
+    else this.epochs.push(item);
+    if (show) this.refresh({ follow: following });
+  }
+
+  /** The final evaluation: always the last position. */
+  setFinal(evaluation) {
+    const following = this.following();
+    this.final = evaluation;
+    this.refresh({ follow: following });
+  }
+
+  following() {
+    return this.index < 0 || this.index >= this.entries.length - 1;
+  }
+
+  refresh({ follow }) {
+    const count = this.entries.length;
+    // a slider only where there is something to choose: epochs were evaluated
+    this.root.hidden = this.epochs.length === 0;
+    this.slider.max = String(Math.max(0, count - 1));
+    if (count === 0) return;
+    const index = follow ? count - 1 : Math.min(this.index, count - 1);
+    if (index !== this.index || follow) this.select(index);
+  }
+
+  /** Show the entry at a slider position (fetching an epoch's matrix once). */
+  async select(index) {
+    const entry = this.entries[index];
+    if (!entry) return;
+    this.index = index;
+    this.slider.value = String(index);
+    this.slider.setAttribute("aria-valuetext", this.describe(entry));
+    this.label.textContent = this.describe(entry);
+    const request = ++this.request;
+    if (entry.kind === "final") {
+      this.onShow(this.final, { epoch: null, of: this.epochs.length });
+      return;
+    }
+    let evaluation = this.cache.get(entry.epoch);
+    if (!evaluation) {
+      try {
+        evaluation = await this.fetchEpoch(entry.epoch);
+      } catch (err) {
+        if (request === this.request) this.onError(err);
+        return;
+      }
+      this.cache.set(entry.epoch, evaluation);
+    }
+    if (request === this.request) this.onShow(evaluation, { epoch: entry.epoch, of: this.epochs.length });
+  }
+
+  describe(entry) {
+    if (entry.kind === "final") return "Final evaluation";
+    const accuracy = typeof entry.accuracy === "number" ? ` · accuracy ${entry.accuracy.toFixed(3)}` : "";
+    return `Epoch ${entry.epoch}${accuracy}`;
+  }
+}

@@ -1,7 +1,7 @@
 // Formatting and DOM building shared by the pages. Everything user-supplied goes in as text.
 
 export const ACTIVE_STATUSES = new Set(["queued", "running"]);
-export const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
+export const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "pruned"];
 
 /**
  * Create an element. attrs: plain attributes plus `text` (textContent), `className`,

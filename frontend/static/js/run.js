@@ -5,7 +5,7 @@
 import { Annotations } from "./annotations.js";
 import { ApiError, api, describeError, showMessage } from "./api.js";
 import { TrainingCharts } from "./charts.js";
-import { drawConfusionMatrix, fillReportTable } from "./evaluation.js";
+import { EpochEvaluations, drawConfusionMatrix, fillReportTable } from "./evaluation.js";
 import {
   ACTIVE_STATUSES,
   el,
@@ -19,6 +19,8 @@ import { RateMeter } from "./progress.js";
 import { readEventLog } from "./eventlog.js";
 import { LogPanel } from "./runlog.js";
 import { OtherMetrics } from "./othermetrics.js";
+import { plotlyReady } from "./plotly-ready.js";
+import { historyRequest, runRequest } from "./run-requests.js";
 import { renderArtifacts, renderBase, renderModelSummary, renderSamples } from "./sections.js";
 import { renderFlags, renderTimeline, runtimeText, timelineEntries } from "./timeline.js";
 
@@ -30,6 +32,7 @@ const state = {
   run: null,
   trainBegin: null,
   evaluation: null,
+  shownEvaluation: null, // what the heatmap shows: the final evaluation or an epoch's
   cmMode: "counts",
   stream: null,
   refreshing: null,
@@ -41,8 +44,9 @@ const state = {
   timelineFrame: null,
 };
 const rate = new RateMeter();
-const otherMetrics = window.Plotly ? new OtherMetrics({ card: $("other-metrics-card"), div: $("other-metrics-plot") }) : null;
-const charts = window.Plotly ? new TrainingCharts({ onProgress: onLivePoints }) : null;
+// plotly.js loads beside this module (see plotly-ready.js): both draw only once it has run
+const otherMetrics = new OtherMetrics({ card: $("other-metrics-card"), div: $("other-metrics-plot") });
+const charts = new TrainingCharts({ onProgress: onLivePoints });
 if (charts) {
   charts.fetchDetail = async (key, minStep, maxStep) => {
     const query = new URLSearchParams({ keys: key, min_step: String(minStep), max_step: String(maxStep), max_points: "2000" });
@@ -87,11 +91,19 @@ function renderHeader() {
   setTime("run-started", run.started_at);
   setTime("run-finished", run.finished_at);
   $("run-duration").textContent = formatDuration(runDuration(run));
+  $("run-launcher").textContent = run.launched_by || "—";
   $("run-worker").textContent = run.worker_host || "—";
   $("run-preset").textContent = run.preset || "custom spec";
   $("run-dataset").textContent = run.dataset || (run.spec && run.spec.dataset && run.spec.dataset.name) || "—";
   $("clone-button").href = `/new?clone=${encodeURIComponent(run.id)}`;
   $("compare-link").href = `/compare?runs=${encodeURIComponent(run.id)}`;
+  if (run.sweep_id) {
+    // a sweep's trial links back to its sweep
+    const link = $("run-sweep");
+    link.href = `/sweeps/${encodeURIComponent(run.sweep_id)}`;
+    link.textContent = `sweep ${run.sweep_id}, trial #${run.trial_number}`;
+    $("run-sweep-row").hidden = false;
+  }
   annotations.render(run);
   renderRuntime();
 
@@ -105,7 +117,7 @@ function renderHeader() {
 
   const button = $("cancel-button");
   const active = ACTIVE_STATUSES.has(run.status);
-  if (!state.evaluation) {
+  if (!state.evaluation && !state.shownEvaluation) {
     // Only a run that may still be evaluated keeps room for the matrix.
     $("evaluation").classList.toggle("awaiting", active || run.status === "succeeded");
     $("evaluation-empty").textContent = active || run.status === "succeeded"
@@ -266,8 +278,14 @@ function onLivePoints(pending) {
 // ---- evaluation, artifacts ----------------------------------------------------------------
 
 function drawEvaluation() {
-  if (!state.evaluation || !charts) return;
-  drawConfusionMatrix($("confusion-matrix"), state.evaluation, state.cmMode);
+  const shown = state.shownEvaluation;
+  if (!shown) return;
+  if (!window.Plotly) {
+    plotlyReady.then((plotly) => plotly && drawEvaluation());
+    return;
+  }
+  drawConfusionMatrix($("confusion-matrix"), shown, state.cmMode);
+  $("confusion-matrix").dataset.shown = shown.epoch ? `epoch-${shown.epoch}` : "final";
   for (const button of $("cm-mode").querySelectorAll("button")) {
     button.setAttribute("aria-pressed", String(button.dataset.mode === state.cmMode));
   }
@@ -282,14 +300,41 @@ async function loadEvaluation() {
     return;
   }
   showMessage($("evaluation-error"), null);
+  epochEvaluations.setFinal(state.evaluation); // shows it unless an earlier epoch is selected
+}
+
+/** Draw one evaluation (the final one, or an epoch's from the slider) with its report. */
+function showEvaluation(evaluation, { epoch }) {
+  state.shownEvaluation = evaluation;
+  showMessage($("evaluation-error"), null);
   $("evaluation-empty").hidden = true;
   $("evaluation").classList.remove("awaiting");
-  $("evaluation-split").textContent = state.evaluation.split ? `on the ${state.evaluation.split} split` : "";
+  const split = evaluation.split ? `on the ${evaluation.split} split` : "";
+  $("evaluation-split").textContent = epoch ? `${split} after epoch ${epoch}` : split;
   $("cm-mode").hidden = false;
   $("confusion-matrix").hidden = false;
-  fillReportTable($("report-table"), state.evaluation);
+  fillReportTable($("report-table"), evaluation);
   $("report-table").hidden = false;
   drawEvaluation();
+}
+
+const epochEvaluations = new EpochEvaluations({
+  root: $("cm-epochs"),
+  slider: $("cm-epoch"),
+  label: $("cm-epoch-label"),
+  fetchEpoch: (epoch) => api(`/runs/${runId}/evaluation/epochs/${epoch}`),
+  onShow: showEvaluation,
+  onError: (err) => showMessage($("evaluation-error"), err, { prefix: "Could not load that epoch's evaluation: " }),
+});
+
+/** Per-epoch evaluations so far (spec evaluation.every_epoch); live ones come as events. */
+async function loadEpochEvaluations() {
+  try {
+    const { items } = await api(`/runs/${runId}/evaluation/epochs`);
+    epochEvaluations.setEpochs(items);
+  } catch (err) {
+    showMessage($("evaluation-error"), err, { prefix: "Could not load the per-epoch evaluations: " });
+  }
 }
 
 async function loadArtifacts() {
@@ -380,6 +425,7 @@ function openStream(afterId) {
     if (!ACTIVE_STATUSES.has(data.status)) refreshRun();
   });
   on("evaluation", () => loadEvaluation());
+  on("epoch_evaluation", (data) => epochEvaluations.addEpoch(data));
   on("artifact", () => loadArtifacts());
   on("end", () => {
     source.close();
@@ -391,18 +437,28 @@ function openStream(afterId) {
 
 // ---- start --------------------------------------------------------------------------------
 
-async function loadHistory(run) {
-  const metrics = await api(`/runs/${runId}/metrics?max_points=2000`);
+async function loadHistory(run, request) {
+  let metrics = await request;
+  if (metrics.last_event_id < run.last_event_id) {
+    // read before the run (both were asked at once): the stream opens after the run's last
+    // event, so points between the two would be missing; ask again (only a live run gets here)
+    metrics = await api(`/runs/${runId}/metrics?max_points=2000`);
+  }
+  if (!(await plotlyReady)) {
+    showMessage($("metrics-error"), "Charts are unavailable: plotly.js did not load.");
+    return;
+  }
   charts.setEmptyText(
     ACTIVE_STATUSES.has(run.status) ? "Waiting for the first batch…" : "No metrics were recorded for this run.",
   );
-  charts.setHistory(metrics.series);
-  if (otherMetrics) otherMetrics.setHistory(metrics.series);
+  charts.setHistory(metrics.series, { draw: false }); // drawn once, on the right x axis
   if (!charts.stepsPerEpoch && charts.epochsDone > 0 && charts.lastBatchStep > 0) {
     // No train_begin to read: guess from history; exact once the run has finished.
     const guess = Math.round(charts.lastBatchStep / charts.epochsDone);
     charts.setStepsPerEpoch(guess, { exact: !ACTIVE_STATUSES.has(run.status) });
   }
+  charts.redraw();
+  if (otherMetrics) otherMetrics.setHistory(metrics.series);
 }
 
 async function main() {
@@ -413,7 +469,7 @@ async function main() {
   }
   let run;
   try {
-    run = await api(`/runs/${runId}`);
+    run = await runRequest; // both requests left before this module ran: run-requests.js
   } catch (err) {
     const notFound = err instanceof ApiError && err.status === 404;
     showMessage($("run-error"), notFound ? `Run ${runId} does not exist. ` : err, {
@@ -430,6 +486,7 @@ async function main() {
   $("spec-json").textContent = JSON.stringify(run.spec, null, 2);
   renderProgress();
   loadArtifacts();
+  if (run.spec && run.spec.evaluation && run.spec.evaluation.every_epoch) loadEpochEvaluations();
   if (run.status === "succeeded") loadEvaluation();
   scheduleTimeline();
   renderFlagList();
@@ -437,14 +494,10 @@ async function main() {
   loadEventHistory(run);
   logPanel.start(runId, { live: ACTIVE_STATUSES.has(run.status), queued: run.status === "queued" });
 
-  if (!charts) {
-    showMessage($("metrics-error"), "Charts are unavailable: /static/vendor/plotly.min.js did not load.");
-  } else {
-    try {
-      await loadHistory(run);
-    } catch (err) {
-      showMessage($("metrics-error"), err, { prefix: "Could not load the metrics: " });
-    }
+  try {
+    await loadHistory(run, historyRequest);
+  } catch (err) {
+    showMessage($("metrics-error"), err, { prefix: "Could not load the metrics: " });
   }
   renderHeader();
   renderProgress();

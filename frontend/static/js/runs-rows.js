@@ -50,6 +50,7 @@ function cells(run, { onTag }) {
         }),
       ),
     ),
+    el("td", { className: "nowrap launcher-cell", text: run.launched_by || "—" }),
     el("td", { className: "time-cell" }, started),
     el("td", { className: "num", text: formatDuration(runDuration(run)) }),
     ...METRIC_COLUMNS.map((key) => el("td", { className: "num", text: formatMetric(metrics[key]) })),

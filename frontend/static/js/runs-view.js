@@ -4,10 +4,10 @@
 export const PAGE_SIZE = 50;
 export const DEFAULT_SORT = "-created_at";
 // URL parameter order; every one but sort and offset narrows the list
-export const FILTERS = ["q", "status", "dataset", "preset", "tag", "from", "to"];
+export const FILTERS = ["q", "status", "dataset", "preset", "tag", "launcher", "from", "to"];
 
 export function blankView() {
-  return { q: "", status: "", dataset: "", preset: "", tag: "", from: "", to: "", sort: DEFAULT_SORT, offset: 0 };
+  return { q: "", status: "", dataset: "", preset: "", tag: "", launcher: "", from: "", to: "", sort: DEFAULT_SORT, offset: 0 };
 }
 
 export function viewFromUrl(search = location.search) {
@@ -40,7 +40,7 @@ function localDayStart(day, days = 0) {
 /** GET /runs for a view; the date range is in the viewer's days, "to" included. */
 export function apiQuery(view) {
   const params = new URLSearchParams({ limit: String(PAGE_SIZE), offset: String(view.offset) });
-  for (const key of ["q", "status", "dataset", "preset", "tag"]) if (view[key]) params.set(key, view[key]);
+  for (const key of ["q", "status", "dataset", "preset", "tag", "launcher"]) if (view[key]) params.set(key, view[key]);
   if (view.sort !== DEFAULT_SORT) params.set("sort", view.sort);
   const after = view.from && localDayStart(view.from);
   const before = view.to && localDayStart(view.to, 1);

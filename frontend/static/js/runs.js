@@ -23,6 +23,7 @@ const controls = {
   dataset: $("dataset-filter"),
   preset: $("preset-filter"),
   tag: $("tag-filter"),
+  launcher: $("launcher-filter"),
   from: $("created-from"),
   to: $("created-to"),
 };
@@ -59,7 +60,8 @@ function syncControls() {
   const { view } = state;
   if (document.activeElement !== search) search.value = view.q;
   ensureOption(controls.status, view.status, view.status.split(",").join(", "));
-  for (const key of ["status", "dataset", "preset", "tag", "from", "to"]) controls[key].value = view[key];
+  ensureOption(controls.launcher, view.launcher);
+  for (const key of ["status", "dataset", "preset", "tag", "launcher", "from", "to"]) controls[key].value = view[key];
   $("clear-filters").hidden = !hasFilters(view);
   for (const th of table.querySelectorAll("th[data-sort]")) {
     const key = th.dataset.sort;
@@ -83,6 +85,7 @@ async function loadFacets() {
     fillSelect(controls.dataset, facets.datasets);
     fillSelect(controls.preset, facets.presets);
     fillSelect(controls.tag, facets.tags);
+    fillSelect(controls.launcher, facets.launchers || []);
     $("known-tags").replaceChildren(...facets.tags.map((f) => el("option", { value: f.value })));
     syncControls();
   } catch (err) {

@@ -2,7 +2,7 @@
 
 import { el, formatMetric, formatTime, parseTime } from "./format.js";
 
-const FINAL = new Set(["succeeded", "failed", "cancelled"]);
+const FINAL = new Set(["succeeded", "failed", "cancelled", "pruned"]);
 const FLAG_LABELS = {
   overfitting: "Overfitting",
   generalization_gap: "Generalization gap",

@@ -1,0 +1,70 @@
+"""HTTP routes of sweeps: create, list, read, trials, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, status
+
+from backend.api.deps import SessionDep
+from backend.sweeps import service as sweeps
+from backend.sweeps.schemas import SweepCreate, SweepOut, SweepPage, TrialList
+from backend.users.deps import MemberUser, ReaderUser, ensure_can_modify
+
+_ERRORS: dict[int | str, dict[str, Any]] = {404: {"description": "No such sweep"}}
+
+router = APIRouter(prefix="/sweeps", tags=["sweeps"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=SweepOut)
+def create_sweep(body: SweepCreate, session: SessionDep, user: MemberUser) -> SweepOut:
+    """Validate the space against the spec, create every trial, start max_concurrent of them."""
+    sweep = sweeps.create(session, body=body, user_id=user.id)
+    session.commit()
+    return sweeps.out(session, sweep)
+
+
+@router.get("", response_model=SweepPage)
+def list_sweeps(
+    session: SessionDep,
+    _: ReaderUser,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> SweepPage:
+    """Sweeps, newest first, with their progress and best trial."""
+    items, total = sweeps.page(session, limit=limit, offset=offset)
+    return SweepPage(
+        items=[sweeps.out(session, s) for s in items], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get("/{sweep_id}", response_model=SweepOut, responses=_ERRORS)
+def get_sweep(sweep_id: int, session: SessionDep, _: ReaderUser) -> SweepOut:
+    """Progress counts, the best trial so far, the objective and its direction."""
+    return sweeps.out(session, sweeps.get(session, sweep_id), with_spec=True)
+
+
+@router.get("/{sweep_id}/trials", response_model=TrialList, responses=_ERRORS)
+def list_trials(sweep_id: int, session: SessionDep, _: ReaderUser) -> TrialList:
+    """Every trial: its params, status and final objective."""
+    sweep = sweeps.get(session, sweep_id)
+    return TrialList(
+        sweep_id=sweep.id,
+        objective=sweep.objective,
+        direction=sweep.direction,
+        items=sweeps.trial_rows(session, sweep),
+    )
+
+
+@router.post(
+    "/{sweep_id}/cancel",
+    response_model=SweepOut,
+    responses={**_ERRORS, 409: {"description": "The sweep already ended"}},
+)
+def cancel_sweep(sweep_id: int, session: SessionDep, user: MemberUser) -> SweepOut:
+    """Cancel the queued trials, stop the running ones, mark the sweep cancelled."""
+    sweep = sweeps.get(session, sweep_id)
+    ensure_can_modify(user, owner_id=sweep.launched_by_id, what="sweep")
+    sweeps.cancel(session, sweep_id=sweep_id)
+    session.commit()
+    return sweeps.out(session, sweep)

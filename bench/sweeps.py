@@ -1,0 +1,123 @@
+"""Creating a big grid sweep: how long POST /api/v1/sweeps takes for 1,000 trials.
+
+Every trial is an ordinary run (its row, search text and flattened spec in run_params), created
+with bulk inserts, and only max_concurrent of them are sent to the queue. Times the request
+in-process (FastAPI's TestClient: the API and the database, not a network) on PostgreSQL:
+
+    .venv/bin/python bench/sweeps.py [--database-url URL] [--trials 1000] [--repeats 5]
+
+Without --database-url it creates a scratch database (fitboard_bench_sweeps on the local
+server) and drops it at the end unless --keep. Trials go to a queue no worker reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/fitboard_bench_sweeps"
+TARGET_S = 1.0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", help=f"PostgreSQL URL (default: {DEFAULT_URL})")
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14")
+    )
+    parser.add_argument("--trials", type=int, default=1000, help="grid points (a multiple of 10)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when the median misses 1 s")
+    return parser.parse_args(argv)
+
+
+def _admin(url: str):  # type: ignore[no-untyped-def]
+    return create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+
+
+def _recreate(url: str) -> None:
+    engine = _admin(url)
+    with engine.connect() as conn:
+        name = make_url(url).database
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+
+
+def _drop(url: str) -> None:
+    engine = _admin(url)
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+    engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    url = args.database_url or DEFAULT_URL
+    scratch = args.database_url is None
+    if scratch:
+        _recreate(url)
+    os.environ.update(
+        DATABASE_URL=url,
+        REDIS_URL=args.redis_url,
+        FITBOARD_HOME=tempfile.mkdtemp(prefix="fitboard-bench-sweeps-"),
+        FITBOARD_QUEUE="fitboard-bench-sweeps-unread",
+        FITBOARD_AUTH="off",
+        FITBOARD_HOST="127.0.0.1",
+    )
+    from fastapi.testclient import TestClient
+
+    from backend.api.app import create_app
+    from backend.db.migrate import upgrade
+
+    upgrade(url)
+    per_batch = max(1, args.trials // 10)
+    body = {
+        "name": "bench grid",
+        "preset": "digits-mlp",
+        "space": {
+            "fit.batch_size": {"int": [1, per_batch]},
+            "model.layers[2].rate": {"choice": [round(0.05 * i, 2) for i in range(10)]},
+        },
+        "strategy": "grid",
+        "max_concurrent": 4,
+    }
+    timings = []
+    try:
+        with TestClient(create_app()) as client:
+            for _ in range(args.repeats):
+                started = time.perf_counter()
+                response = client.post("/api/v1/sweeps", json=body)
+                timings.append(time.perf_counter() - started)
+                if response.status_code != 201:
+                    print(response.text)
+                    return 1
+                sweep = response.json()
+                assert sweep["progress"]["created"] == per_batch * 10
+                client.post(f"/api/v1/sweeps/{sweep['id']}/cancel")
+    finally:
+        if scratch and not args.keep:
+            _drop(url)
+    median = statistics.median(timings)
+    print(
+        f"POST /api/v1/sweeps, {per_batch * 10}-trial grid: median {median:.3f} s, "
+        f"min {min(timings):.3f} s, max {max(timings):.3f} s over {len(timings)} "
+        f"(target < {TARGET_S:.0f} s)"
+    )
+    return 1 if args.strict and median >= TARGET_S else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
