@@ -8,13 +8,14 @@ from urllib.parse import quote
 
 import plotly
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from backend.errors import NotFound
 from backend.users.deps import optional_user
+from backend.web import pages
 
-FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
+FRONTEND = pages.FRONTEND
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 VENDOR = FRONTEND / "static" / "vendor"
 
@@ -50,54 +51,56 @@ router = APIRouter(include_in_schema=False, dependencies=[Depends(signed_in)])
 public = APIRouter(include_in_schema=False)
 
 
-def _page(name: str) -> FileResponse:
-    return FileResponse(
-        FRONTEND / name, media_type="text/html", headers={"Cache-Control": "no-cache"}
+def _page(name: str, *, current: str | None = None) -> Response:
+    return Response(
+        pages.render(name, current=current),
+        media_type="text/html; charset=utf-8",
+        headers={"Cache-Control": "no-cache"},
     )
 
 
 @router.get("/")
-def runs_page() -> FileResponse:
-    return _page("index.html")
+def runs_page() -> Response:
+    return _page("index.html", current="/")
 
 
 @router.get("/new")
-def new_run_page() -> FileResponse:
-    return _page("new.html")
+def new_run_page() -> Response:
+    return _page("new.html", current="/new")
 
 
 @router.get("/runs/{run_id}")
-def run_page(run_id: int) -> FileResponse:
+def run_page(run_id: int) -> Response:
     return _page("run.html")
 
 
 @router.get("/compare")
-def compare_page() -> FileResponse:
-    return _page("compare.html")
+def compare_page() -> Response:
+    return _page("compare.html", current="/compare")
 
 
 @router.get("/sweeps")
-def sweeps_page() -> FileResponse:
-    return _page("sweeps.html")
+def sweeps_page() -> Response:
+    return _page("sweeps.html", current="/sweeps")
 
 
 @router.get("/sweeps/{sweep_id}")
-def sweep_page(sweep_id: int) -> FileResponse:
-    return _page("sweep.html")
+def sweep_page(sweep_id: int) -> Response:
+    return _page("sweep.html", current="/sweeps")
 
 
 @router.get("/datasets")
-def datasets_page() -> FileResponse:
-    return _page("datasets.html")
+def datasets_page() -> Response:
+    return _page("datasets.html", current="/datasets")
 
 
 @router.get("/account")
-def account_page() -> FileResponse:
+def account_page() -> Response:
     return _page("account.html")
 
 
 @public.get("/login")
-def login_page() -> FileResponse:
+def login_page() -> Response:
     return _page("login.html")
 
 

@@ -116,7 +116,7 @@ function renderCharts(sweep, trials) {
   window.Plotly.react(
     document.getElementById("sweep-scatter"),
     traces,
-    { ...layout, xaxis: { title: { text: "trial" }, tickformat: "d", rangemode: "tozero" }, yaxis: { title: { text: sweep.objective } } },
+    { ...layout, xaxis: { title: { text: "trial" }, tickformat: "d", rangemode: "tozero", tick0: 0, dtick: trials.length > 20 ? undefined : 1 }, yaxis: { title: { text: sweep.objective } } },
     config,
   );
 }
