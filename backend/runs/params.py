@@ -14,10 +14,11 @@ import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from sqlalchemy import delete, event, insert, inspect
+from sqlalchemy import delete, event, exists, insert, inspect, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, UOWTransaction
 
+from backend.db.upsert import insert_ignore
 from backend.runs.models import Run, RunParam
 
 MAX_LIST_ITEMS = 50
@@ -100,3 +101,19 @@ def _index_new_and_changed_specs(session: Session, flush_context: UOWTransaction
         _write(conn, run.id, run.spec, replace=False)
     for run in changed:
         _write(conn, run.id, run.spec, replace=True)
+
+
+def index_missing(session: Session, *, sweep_id: int, limit: int) -> int:
+    """Write the rows of a sweep's trials that were created in bulk without them (see
+    sweeps.trials); returns how many runs were indexed. Safe to run twice at once."""
+    stmt = (
+        select(Run.id, Run.spec)
+        .where(Run.sweep_id == sweep_id, ~exists().where(RunParam.run_id == Run.id))
+        .order_by(Run.id)
+        .limit(limit)
+    )
+    found = session.execute(stmt).all()
+    rows = [row for run_id, spec in found for row in rows_for(run_id, spec)]
+    for start in range(0, len(rows), 5000):
+        insert_ignore(session, RunParam.__table__, rows[start : start + 5000])  # type: ignore[arg-type]
+    return len(found)

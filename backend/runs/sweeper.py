@@ -12,6 +12,7 @@ from backend.external import service as external
 from backend.runs import service as runs
 from backend.runs.models import RunStatus
 from backend.sweeps import scheduler as sweeps
+from backend.sweeps import service as sweep_service
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,9 @@ def sweep_once() -> None:
             if runs.finish(session, run_id=run_id, status=status, reason=reason):
                 log.warning("run %s: silent, marked %s: %s", run_id, status.value, reason)
         stuck = runs.undispatched(session, older_than_s=REDISPATCH_AFTER_S)
+        # params of bulk-created sweep trials that the after-response job did not write
+        for sweep_id in sweep_service.unindexed(session):
+            sweep_service.index_trial_params(session, sweep_id=sweep_id)
     for run_id in stuck:
         dispatch.dispatch(run_id)
     sweeps.top_up()  # free sweep slots get their next trial; finished sweeps are marked

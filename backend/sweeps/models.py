@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.db.base import Base, BigIntId, utcnow
@@ -45,3 +45,6 @@ class Sweep(Base):
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+    # False while trials created in bulk still lack their run_params rows (written after the
+    # response; the API's housekeeping finishes the job if that was interrupted)
+    params_indexed: Mapped[bool] = mapped_column(default=True, server_default=true())

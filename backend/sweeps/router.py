@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, BackgroundTasks, Query, status
 
 from backend.api.deps import SessionDep
+from backend.db.session import session_scope
 from backend.sweeps import service as sweeps
 from backend.sweeps.schemas import SweepCreate, SweepOut, SweepPage, TrialList
 from backend.users.deps import MemberUser, ReaderUser, ensure_can_modify
@@ -14,13 +16,26 @@ from backend.users.deps import MemberUser, ReaderUser, ensure_can_modify
 _ERRORS: dict[int | str, dict[str, Any]] = {404: {"description": "No such sweep"}}
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
+log = logging.getLogger(__name__)
+
+
+def _index_trial_params(sweep_id: int) -> None:
+    """After the response: the flattened params of trials created without them."""
+    with session_scope() as session:
+        indexed = sweeps.index_trial_params(session, sweep_id=sweep_id)
+    if indexed:
+        log.info("sweep %s: indexed the params of %s trials", sweep_id, indexed)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SweepOut)
-def create_sweep(body: SweepCreate, session: SessionDep, user: MemberUser) -> SweepOut:
+def create_sweep(
+    body: SweepCreate, session: SessionDep, user: MemberUser, background: BackgroundTasks
+) -> SweepOut:
     """Validate the space against the spec, create every trial, start max_concurrent of them."""
     sweep = sweeps.create(session, body=body, user_id=user.id)
     session.commit()
+    if not sweep.params_indexed:
+        background.add_task(_index_trial_params, sweep.id)
     return sweeps.out(session, sweep)
 
 

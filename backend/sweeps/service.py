@@ -15,15 +15,20 @@ from backend.db.base import utcnow
 from backend.errors import Conflict, InvalidInput, NotFound
 from backend.events import service as events
 from backend.metrics.models import LatestMetric
+from backend.runs import params as run_params
 from backend.runs import service as runs
 from backend.runs.models import Run, RunStatus
 from backend.spec import PRESETS, resolve_spec
 from backend.spec.presets import UnknownPreset
 from backend.sweeps import scheduler, space, strategies, trials
 from backend.sweeps.models import Sweep, SweepStatus
-from backend.sweeps.schemas import BestTrial, Progress, SweepCreate, SweepOut, TrialOut
+from backend.sweeps.schemas import MAX_TRIALS, BestTrial, Progress, SweepCreate, SweepOut, TrialOut
 
 log = logging.getLogger(__name__)
+
+# up to this many trials, their flattened params are written with them; above it, after the
+# response (backend.runs.params.index_missing) so a 1,000-trial grid answers fast
+INDEX_INLINE_MAX_TRIALS = 200
 
 
 def _base_spec(body: SweepCreate, session: Session) -> dict[str, Any]:
@@ -82,13 +87,28 @@ def create(session: Session, *, body: SweepCreate, user_id: int | None) -> Sweep
         pruner=body.pruner.model_dump() if body.pruner else None,
         seed=body.seed,
         launched_by_id=user_id,
+        params_indexed=len(specs) <= INDEX_INLINE_MAX_TRIALS,
     )
     session.add(sweep)
     session.flush()
-    trials.insert_trials(session, sweep=sweep, trials=specs)
+    # a large sweep's flattened params (most of its rows) are written after the response:
+    # the route schedules params.index_missing, and the API's housekeeping catches up
+    trials.insert_trials(session, sweep=sweep, trials=specs, index_params=sweep.params_indexed)
     scheduler.fill_slots(session, sweep_id=sweep.id)
     log.info("sweep %s: created with %s trials (%s)", sweep.id, max_trials, body.strategy)
     return sweep
+
+
+def index_trial_params(session: Session, *, sweep_id: int) -> int:
+    """Write the run_params rows its trials were created without; how many trials it indexed."""
+    indexed = run_params.index_missing(session, sweep_id=sweep_id, limit=MAX_TRIALS)
+    session.execute(update(Sweep).where(Sweep.id == sweep_id).values(params_indexed=True))
+    return indexed
+
+
+def unindexed(session: Session) -> list[int]:
+    """Sweeps whose trials' params are still to be written (an interrupted after-response job)."""
+    return list(session.scalars(select(Sweep.id).where(Sweep.params_indexed.is_(False))))
 
 
 def get(session: Session, sweep_id: int) -> Sweep:

@@ -30,12 +30,18 @@ def trial_name(sweep: Sweep, number: int) -> str:
 
 
 def insert_trials(
-    session: Session, *, sweep: Sweep, trials: Sequence[tuple[int, Params, dict[str, Any]]]
+    session: Session,
+    *,
+    sweep: Sweep,
+    trials: Sequence[tuple[int, Params, dict[str, Any]]],
+    index_params: bool = True,
 ) -> list[int]:
     """Queued runs for (trial_number, params, spec) in a few statements, not a flush per run.
 
-    The ORM's per-row hooks do not run for a bulk insert, so the search row and the flattened
-    params are written here too.
+    The ORM's per-row hooks do not run for a bulk insert, so the search row is written here,
+    and the flattened params too unless ``index_params`` is False: then
+    ``backend.runs.params.index_missing`` writes them later (after the response to a large
+    sweep, and in the API's housekeeping), since they are most of the rows.
     """
     if not trials:
         return []
@@ -92,15 +98,16 @@ def insert_trials(
             for run_id, row in zip(ids, rows, strict=True)
         ],
     )
-    _insert_values(
-        session,
-        RunParam.__table__,  # type: ignore[arg-type]
-        [
-            param
-            for run_id, row in zip(ids, rows, strict=True)
-            for param in run_params.rows_for(run_id, row["spec"])
-        ],
-    )
+    if index_params:
+        _insert_values(
+            session,
+            RunParam.__table__,  # type: ignore[arg-type]
+            [
+                param
+                for run_id, row in zip(ids, rows, strict=True)
+                for param in run_params.rows_for(run_id, row["spec"])
+            ],
+        )
     return ids
 
 

@@ -75,6 +75,7 @@ def upgrade() -> None:
     sa.Column('launched_by_id', BIG_ID, nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('params_indexed', sa.Boolean(), server_default=sa.true(), nullable=False),
     sa.CheckConstraint("direction IN ('minimize', 'maximize')", name=op.f('ck_sweeps_direction_valid')),
     sa.CheckConstraint("status IN ('running', 'finished', 'cancelled')", name=op.f('ck_sweeps_status_valid')),
     sa.CheckConstraint("strategy IN ('grid', 'random', 'bayesian')", name=op.f('ck_sweeps_strategy_valid')),

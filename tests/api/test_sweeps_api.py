@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import delete, exists, func, select, update
 
 from backend.db.session import session_scope
 from backend.metrics import service as metrics
 from backend.metrics.service import Point
 from backend.runs import service as runs
 from backend.runs.models import Run, RunParam, RunSearch, RunStatus
+from backend.runs.sweeper import sweep_once
 from backend.sweeps import pruning, scheduler
 from backend.sweeps.models import Sweep
 
@@ -108,6 +109,9 @@ def test_thousand_trial_grid_creates_every_run_but_dispatches_max_concurrent(
         assert session.get(RunSearch, last.id) is not None
         param = session.get(RunParam, (last.id, "fit.batch_size"))
         assert param is not None and param.num_value == 100
+        # ...the params just after the response, for every trial
+        assert _unindexed(sweep["id"]) == 0
+        assert session.get(Sweep, sweep["id"]).params_indexed  # type: ignore[union-attr]
     page = api.get("/api/v1/runs", params={"sweep": sweep["id"], "limit": 5}).json()
     assert page["total"] == 1000
     r = api.post(f"/api/v1/sweeps/{sweep['id']}/cancel")
@@ -115,6 +119,34 @@ def test_thousand_trial_grid_creates_every_run_but_dispatches_max_concurrent(
     assert r.json()["status"] == "cancelled"
     assert r.json()["progress"]["cancelled"] == 1000
     assert api.post(f"/api/v1/sweeps/{sweep['id']}/cancel").status_code == 409
+
+
+def _unindexed(sweep_id: int) -> int:
+    with session_scope() as session:
+        stmt = select(func.count()).where(
+            Run.sweep_id == sweep_id, ~exists().where(RunParam.run_id == Run.id)
+        )
+        return int(session.scalar(stmt) or 0)
+
+
+def test_housekeeping_indexes_params_an_interrupted_sweep_left_out(api: TestClient) -> None:
+    space = {"fit.batch_size": {"int": [1, 300]}}
+    r = api.post("/api/v1/sweeps", json=_body(name="interrupted", space=space))
+    assert r.status_code == 201, r.text
+    sweep_id = r.json()["id"]
+    # as if the API stopped between the commit and the after-response job
+    with session_scope() as session:
+        run_ids = select(Run.id).where(Run.sweep_id == sweep_id).scalar_subquery()
+        session.execute(delete(RunParam).where(RunParam.run_id.in_(run_ids)))
+        session.execute(update(Sweep).where(Sweep.id == sweep_id).values(params_indexed=False))
+    assert _unindexed(sweep_id) == 300
+    sweep_once()
+    assert _unindexed(sweep_id) == 0
+    page = api.get(
+        "/api/v1/runs", params={"sweep": sweep_id, "sort": "-param:fit.batch_size", "limit": 1}
+    ).json()
+    assert page["items"][0]["name"] == "interrupted #300"
+    api.post(f"/api/v1/sweeps/{sweep_id}/cancel")
 
 
 def _finish(run_id: int, status: RunStatus, objective: float | None = None) -> None:
