@@ -344,7 +344,7 @@ def time_page(
         if other:
             variants.append(Variant(f"run page of {compare_with}", f"{other}/runs/{run_id}"))
         bundles = [(f"plotly-{PLOTLY_JS_VERSION}.min.js", "full")]
-        bundles += [(path.name, "cartesian") for path in sorted(VENDOR.glob("plotly-*.min.js"))]
+        bundles += [(path.name, "partial") for path in sorted(VENDOR.glob("plotly-*.min.js"))]
         for name, kind in bundles:
             size = (PLOTLY_JS if kind == "full" else VENDOR / name).stat().st_size
             variants.append(

@@ -114,7 +114,7 @@ def plotly_js() -> FileResponse:
 @public.get("/static/vendor/plotly-{version}.min.js")
 def plotly_js_versioned(version: str) -> FileResponse:
     """plotly.js by version: the package's full bundle, or a partial one vendored here."""
-    # each page picks its bundle: plotly-cartesian-X.min.js (frontend/static/vendor) where
+    # each page picks its bundle: plotly-scatter-heatmap-X.min.js (frontend/static/vendor) where
     # scatter and heatmap are enough, the package's plotly-X.min.js where it needs more
     path = PLOTLY_JS if version == PLOTLY_JS_VERSION else VENDOR / f"plotly-{version}.min.js"
     if not path.is_file():

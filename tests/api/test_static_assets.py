@@ -22,7 +22,7 @@ def test_every_asset_a_page_names_is_served(anonymous: TestClient) -> None:
 
 
 def test_versioned_plotly_bundles_are_immutable(anonymous: TestClient) -> None:
-    for name in (f"plotly-{PLOTLY_JS_VERSION}.min.js", "plotly-cartesian-4.1.1.min.js"):
+    for name in (f"plotly-{PLOTLY_JS_VERSION}.min.js", "plotly-scatter-heatmap-4.1.1.min.js"):
         response = anonymous.get(f"/static/vendor/{name}")
         assert response.status_code == 200, name
         assert response.headers["content-type"].startswith("text/javascript")

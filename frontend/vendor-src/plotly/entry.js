@@ -1,0 +1,4 @@
+'use strict';
+var Plotly = require('plotly.js/lib/core');
+Plotly.register([require('plotly.js/lib/heatmap')]);
+module.exports = Plotly;
