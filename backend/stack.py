@@ -20,10 +20,9 @@ import urllib.request
 from pathlib import Path
 
 from backend import logs
-from backend.config import Settings, get_settings
+from backend.config import get_settings
 from backend.db.migrate import upgrade
-from backend.db.session import session_scope
-from backend.users import service as users
+from backend.users.bootstrap import announce_first_admin
 from backend.users.deps import is_loopback
 
 log = logging.getLogger("fitboard.stack")
@@ -90,24 +89,6 @@ def _wait_for_api(url: str, stack: Stack, timeout_s: float = 120.0) -> bool:
         except OSError:
             time.sleep(0.3)
     return False
-
-
-def bootstrap_admin(settings: Settings) -> str | None:
-    """On a database nobody can sign in to yet, create `admin`; returns its password, once."""
-    with session_scope() as session:
-        return users.ensure_first_admin(session, password=settings.admin_password)
-
-
-def announce_first_admin(settings: Settings, url: str) -> None:
-    password = bootstrap_admin(settings)
-    if password is None:
-        return
-    shown = "(from FITBOARD_ADMIN_PASSWORD)" if settings.admin_password else password
-    print(
-        f"First admin created. Sign in at {url}/login as username 'admin', password {shown}\n"
-        "The password is shown only this once: change it on the Account page.",
-        flush=True,
-    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -183,7 +183,7 @@ def time_api(url: str, run_id: int, n: int, max_points: int) -> list[dict[str, A
 
     from backend.api.app import create_app
 
-    client = TestClient(create_app())
+    client = TestClient(create_app(), base_url="http://127.0.0.1:8000")  # a loopback connection
     cases = [
         (f"{KEY} only", {"keys": KEY, "max_points": max_points}),
         ("every key (what the page asks)", {"max_points": max_points}),

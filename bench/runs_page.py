@@ -230,7 +230,7 @@ def time_requests(url: str, n_requests: int) -> list[dict[str, Any]]:
     from backend.api.app import create_app
 
     # no `with`: the app's lifespan (housekeeping loop) is not needed to answer requests
-    client = TestClient(create_app())
+    client = TestClient(create_app(), base_url="http://127.0.0.1:8000")  # a loopback connection
     results = []
     for label, params, verdict in cases():
         for _ in range(3):  # warm the connection pool and the plan cache

@@ -1,13 +1,19 @@
-"""Admin command line: python -m backend.users create-user NAME --role member."""
+"""Admin command line: python -m backend.users create-user NAME --role member.
+
+``first-admin`` creates the admin ``admin`` on a database nobody can sign in to yet (what
+``make run`` does; docker compose runs it after migrating) and prints its password once.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from backend.config import get_settings
 from backend.db.session import session_scope
 from backend.errors import DomainError
 from backend.users import service as users
+from backend.users.bootstrap import announce_first_admin
 from backend.users.models import Role
 
 
@@ -20,7 +26,17 @@ def main(argv: list[str] | None = None) -> int:
     reset = commands.add_parser("reset-password", help="set a new generated password")
     reset.add_argument("username")
     commands.add_parser("list-users", help="every user with role and state")
+    commands.add_parser(
+        "first-admin",
+        help="create 'admin' if nobody can sign in yet (FITBOARD_ADMIN_PASSWORD or a random "
+        "password, printed once); does nothing otherwise",
+    )
     args = parser.parse_args(argv)
+    if args.command == "first-admin":
+        settings = get_settings()
+        host = "localhost" if settings.host in ("0.0.0.0", "::") else settings.host
+        announce_first_admin(settings, f"http://{host}:{settings.port}")
+        return 0
     try:
         with session_scope() as session:
             if args.command == "create-user":

@@ -57,6 +57,14 @@ def _identify(request: Request) -> User | None:
     """The identity of a request, or None when it brings none; 401 for a bad token."""
     with session_scope() as session:
         if get_settings().auth == "off":
+            # also per connection: a server started some other way (uvicorn --host 0.0.0.0)
+            # still lends the local admin only to connections made to a loopback address
+            server = request.scope.get("server") or ("", None)
+            if not is_loopback(str(server[0])):
+                raise Forbidden(
+                    "FITBOARD_AUTH=off only serves connections to a loopback address; "
+                    "turn auth on to serve other addresses"
+                )
             request.state.auth_kind = "off"
             return users.local_admin(session)
         header = request.headers.get("authorization")

@@ -301,11 +301,15 @@ def test_auth_off_on_loopback_makes_everyone_a_local_admin(
     monkeypatch.setenv("FITBOARD_HOST", "localhost")
     get_settings.cache_clear()
     try:
-        client = TestClient(create_app())
+        client = TestClient(create_app(), base_url="http://127.0.0.1:8000")
         me = client.get("/api/v1/auth/me").json()
         assert me["auth"] == "off" and me["user"]["role"] == "admin"
         made = client.post("/api/v1/runs", json={"name": "laptop", "preset": "digits-mlp"})
         assert made.status_code == 201 and made.json()["launched_by"] == "local"
+        # a connection to any other address of the machine gets no identity for free
+        remote = TestClient(create_app(), base_url="http://10.1.2.3:8000")
+        refused = remote.post("/api/v1/runs", json={"name": "lan", "preset": "digits-mlp"})
+        assert refused.status_code == 403 and "loopback" in refused.json()["detail"]
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
@@ -314,10 +318,10 @@ def test_auth_off_on_loopback_makes_everyone_a_local_admin(
 def test_stack_bootstrap_creates_the_first_admin_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from backend import stack
     from backend.config import get_settings
     from backend.db.migrate import upgrade
     from backend.db.session import session_scope
+    from backend.users import bootstrap
     from backend.users import service as users
 
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
@@ -326,14 +330,14 @@ def test_stack_bootstrap_creates_the_first_admin_once(
     monkeypatch.delenv("FITBOARD_ADMIN_PASSWORD", raising=False)
     get_settings.cache_clear()
     try:
-        stack.announce_first_admin(get_settings(), "http://127.0.0.1:8000")
+        bootstrap.announce_first_admin(get_settings(), "http://127.0.0.1:8000")
         printed = capsys.readouterr().out
         password = printed.split("password ")[1].split()[0]
         assert "username 'admin'" in printed and len(password) >= 12
         with session_scope(url) as session:
             admin = users.authenticate(session, username="admin", password=password)
             assert admin.role == "admin"
-        stack.announce_first_admin(get_settings(), "http://127.0.0.1:8000")
+        bootstrap.announce_first_admin(get_settings(), "http://127.0.0.1:8000")
         assert capsys.readouterr().out == ""  # only on a database nobody can sign in to
 
         # FITBOARD_ADMIN_PASSWORD on another fresh database; then the admin CLI
@@ -342,7 +346,7 @@ def test_stack_bootstrap_creates_the_first_admin_once(
         monkeypatch.setenv("DATABASE_URL", other)
         monkeypatch.setenv("FITBOARD_ADMIN_PASSWORD", "chosen password")
         get_settings.cache_clear()
-        assert stack.bootstrap_admin(get_settings()) == "chosen password"
+        assert bootstrap.bootstrap_admin(get_settings()) == "chosen password"
         cli = subprocess.run(
             [sys.executable, "-m", "backend.users", "create-user", "erin", "--role", "viewer"],
             cwd=ROOT,
@@ -357,6 +361,20 @@ def test_stack_bootstrap_creates_the_first_admin_once(
             users.authenticate(session, username="admin", password="chosen password")
             erin = users.authenticate(session, username="erin", password=erin_password)
             assert erin.role == "viewer"
+
+        # what docker compose runs after migrating: the same, from the command line, once
+        third = f"sqlite:///{tmp_path / 'third.db'}"
+        upgrade(third)
+        env = {**os.environ, "DATABASE_URL": third}
+        env.pop("FITBOARD_ADMIN_PASSWORD", None)
+        command = [sys.executable, "-m", "backend.users", "first-admin"]
+        first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+        assert first.returncode == 0, first.stderr
+        printed_password = first.stdout.split("password ")[1].split()[0]
+        with session_scope(third) as session:
+            users.authenticate(session, username="admin", password=printed_password)
+        again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+        assert again.returncode == 0 and "admin" not in again.stdout
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()

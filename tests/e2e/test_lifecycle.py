@@ -104,7 +104,9 @@ def test_resume_with_last_event_id_has_no_gap_or_duplicate(
     live_stack: LiveStack, finished_run: dict
 ) -> None:
     full = [e for e in iter_events(live_stack.url, finished_run["id"], after=0) if e.kind != "end"]
-    assert len(full) > 10
+    # status changes, train_begin, metric batches (how many depends on the flush timing),
+    # evaluation, artifacts: enough that the middle leaves events on both sides
+    assert len(full) >= 6
     middle = full[len(full) // 2].id
     resumed = [
         e
