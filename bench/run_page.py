@@ -40,10 +40,11 @@ from typing import Any
 
 import httpx
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine, make_url
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench.scratch_db import drop, recreate  # noqa: E402
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/fitboard_bench_run_page"
 TARGET_API_P95_MS = 100.0
@@ -73,26 +74,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.navigations < 1 or args.requests < 1:
         parser.error("--navigations and --requests must be at least 1")
     return args
-
-
-def admin_engine(url: str) -> Engine:
-    return create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-
-
-def recreate(url: str) -> None:
-    name = make_url(url).database
-    engine = admin_engine(url)
-    with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-
-
-def drop(url: str) -> None:
-    engine = admin_engine(url)
-    with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
-    engine.dispose()
 
 
 def fill(url: str, points: int) -> tuple[int, float]:

@@ -26,11 +26,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.engine import Engine
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench.scratch_db import drop, recreate  # noqa: E402
 
 DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/fitboard_bench"
 TARGET_P95_MS = 100.0
@@ -57,26 +59,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # --- the database --------------------------------------------------------------------------
-
-
-def admin_engine(url: str) -> Engine:
-    return create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-
-
-def create_scratch(url: str) -> None:
-    name = make_url(url).database
-    engine = admin_engine(url)
-    with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-
-
-def drop_scratch(url: str) -> None:
-    engine = admin_engine(url)
-    with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
-    engine.dispose()
 
 
 def base_specs() -> dict[str, dict[str, Any]]:
@@ -283,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     url = args.database_url or DEFAULT_SERVER
     scratch = args.database_url is None
     if scratch:
-        create_scratch(url)
+        recreate(url)
     try:
         from backend.db.migrate import upgrade
 
@@ -309,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         for pooled in _engines.values():
             pooled.dispose()
         if scratch and not args.keep:
-            drop_scratch(url)
+            drop(url)
     return 0 if ok or not args.strict else 1
 
 

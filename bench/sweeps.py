@@ -28,10 +28,11 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench.scratch_db import drop, recreate  # noqa: E402
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/fitboard_bench_sweeps"
 TARGET_S = 1.0
@@ -49,26 +50,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     parser.add_argument("--strict", action="store_true", help="exit 1 when the median misses 1 s")
     return parser.parse_args(argv)
-
-
-def _admin(url: str):  # type: ignore[no-untyped-def]
-    return create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-
-
-def _recreate(url: str) -> None:
-    engine = _admin(url)
-    with engine.connect() as conn:
-        name = make_url(url).database
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-
-
-def _drop(url: str) -> None:
-    engine = _admin(url)
-    with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
-    engine.dispose()
 
 
 @contextlib.contextmanager
@@ -126,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     url = args.database_url or DEFAULT_URL
     scratch = args.database_url is None
     if scratch:
-        _recreate(url)
+        recreate(url)
     os.environ.update(
         DATABASE_URL=url,
         REDIS_URL=args.redis_url,
@@ -166,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                 client.post(f"/api/v1/sweeps/{sweep['id']}/cancel")
     finally:
         if scratch and not args.keep:
-            _drop(url)
+            drop(url)
     median = statistics.median(timings)
     print(
         f"POST /api/v1/sweeps, {per_batch * 10}-trial grid: median {median:.3f} s, "
