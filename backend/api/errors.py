@@ -99,7 +99,11 @@ def install(app: FastAPI) -> None:
         status = next((s for t, s in _STATUS.items() if isinstance(exc, t)), 400)
         body: dict[str, Any] = {"detail": exc.detail, "code": exc.code}
         if isinstance(exc, InvalidInput):
-            body["errors"] = [{"field": exc.field, "message": exc.detail, "type": exc.code}]
+            # the detail often starts with the field ("status: unknown ..."): the item says it once
+            message = exc.detail
+            if exc.field and message.startswith(f"{exc.field}: "):
+                message = message[len(exc.field) + 2 :]
+            body["errors"] = [{"field": exc.field, "message": message, "type": exc.code}]
         return JSONResponse(body, status_code=status)
 
     @app.exception_handler(RequestValidationError)

@@ -145,7 +145,12 @@ def test_list_is_newest_first_and_pages_by_cursor(api: TestClient) -> None:
     assert first["total"] >= 5
     queued = api.get("/api/v1/runs", params={"status": "queued"}).json()
     assert all(r["status"] == "queued" for r in queued["items"])
-    assert api.get("/api/v1/runs", params={"status": "bogus"}).status_code == 422
+    bad = api.get("/api/v1/runs", params={"status": "bogus"})
+    assert bad.status_code == 422
+    # the field is named once: in `field`, and as the detail's prefix; not again in the message
+    [item] = bad.json()["errors"]
+    assert item["field"] == "status" and item["message"].startswith("unknown status 'bogus'")
+    assert bad.json()["detail"].startswith("status: unknown status")
 
 
 def test_cancel_queued_run(api: TestClient) -> None:
