@@ -52,6 +52,10 @@ def get_engine(url: str | None = None) -> Engine:
 
 
 def session_factory(url: str | None = None) -> sessionmaker[Session]:
+    # every table is mapped before the first flush, whichever domains this process imported:
+    # foreign keys (runs.launched_by_id -> users, runs.sweep_id -> sweeps) resolve by name
+    import backend.db.all_models  # noqa: F401
+
     return sessionmaker(bind=get_engine(url), expire_on_commit=False)
 
 

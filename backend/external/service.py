@@ -74,14 +74,7 @@ def create(
     session.flush()
     if clean_tags:  # the search row was written with the name only, at insert
         runs.edit(session, run_id=run.id, tags=clean_tags)
-    session.flush()
-    events.append(
-        session,
-        run_id=run.id,
-        kind="status",
-        data=runs.status_event(run),
-        uid=f"status-{run.status}",
-    )
+    runs.emit_status(session, run)
     log.info("run %s: external run created by user %s", run.id, user.id)
     return run
 
@@ -265,14 +258,7 @@ def _reopen(session: Session, run: Run) -> None:
     run.finished_at = None
     run.failure_reason = None
     run.failure_traceback = None
-    session.flush()
-    events.append(
-        session,
-        run_id=run.id,
-        kind="status",
-        data=runs.status_event(run),
-        uid=f"status-reopened-{uuid.uuid4().hex[:12]}",
-    )
+    runs.emit_status(session, run, uid=f"status-reopened-{uuid.uuid4().hex[:12]}")
 
 
 def remote_monitor_epoch(

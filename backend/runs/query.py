@@ -232,32 +232,19 @@ def _by_param(
     """Through run_params' (key, value, run_id) indexes: runs with a number (booleans as 0/1)
     first, then runs with a text value, then runs without the parameter (or null there)."""
     direction = desc if sort.descending else asc
-    numbers = (
-        select(Run)
-        .join(
-            RunParam,
-            and_(
-                RunParam.run_id == Run.id,
-                RunParam.key == sort.name,
-                RunParam.num_value.is_not(None),
-            ),
+
+    def valued(column: Any, *present: ColumnElement[bool]) -> Select[Any]:
+        joined = and_(RunParam.run_id == Run.id, RunParam.key == sort.name, *present)
+        return (
+            select(Run)
+            .join(RunParam, joined)
+            .where(*where)
+            .order_by(direction(column), direction(RunParam.run_id))
         )
-        .where(*where)
-        .order_by(direction(RunParam.num_value), direction(RunParam.run_id))
-    )
-    texts = (
-        select(Run)
-        .join(
-            RunParam,
-            and_(
-                RunParam.run_id == Run.id,
-                RunParam.key == sort.name,
-                RunParam.num_value.is_(None),
-                RunParam.text_value.is_not(None),
-            ),
-        )
-        .where(*where)
-        .order_by(direction(RunParam.text_value), direction(RunParam.run_id))
+
+    numbers = valued(RunParam.num_value, RunParam.num_value.is_not(None))
+    texts = valued(
+        RunParam.text_value, RunParam.num_value.is_(None), RunParam.text_value.is_not(None)
     )
     has_param = and_(RunParam.run_id == Run.id, RunParam.key == sort.name)
     lacking = select(Run).where(*where, ~exists().where(has_param)).order_by(direction(Run.id))

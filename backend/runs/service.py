@@ -44,10 +44,15 @@ def status_event(run: Run) -> dict[str, Any]:
     }
 
 
-def _emit_status(session: Session, run: Run) -> None:
+def emit_status(session: Session, run: Run, *, uid: str | None = None) -> None:
+    """The run's status event (once per status unless ``uid`` says otherwise)."""
     session.flush()
     events.append(
-        session, run_id=run.id, kind="status", data=status_event(run), uid=f"status-{run.status}"
+        session,
+        run_id=run.id,
+        kind="status",
+        data=status_event(run),
+        uid=uid or f"status-{run.status}",
     )
 
 
@@ -77,7 +82,7 @@ def submit(
         launched_by_id=launched_by_id,
     )
     session.add(run)
-    _emit_status(session, run)
+    emit_status(session, run)
     dispatch.dispatch_after_commit(session, run.id)
     return run
 
@@ -177,7 +182,7 @@ def claim(session: Session, *, run_id: int, worker_host: str) -> bool:
         return False
     run = get(session, run_id)
     session.refresh(run)
-    _emit_status(session, run)
+    emit_status(session, run)
     return True
 
 
@@ -212,7 +217,7 @@ def request_cancel(session: Session, *, run_id: int) -> Run:
     session.flush()
     session.refresh(run)
     if result.rowcount == 1:  # type: ignore[attr-defined]
-        _emit_status(session, run)
+        emit_status(session, run)
         if run.sweep_id is not None:  # its slot goes to the sweep's next trial
             sweep_scheduler.trial_finished(session, sweep_id=run.sweep_id)
     else:
@@ -248,7 +253,7 @@ def finish(
         return False
     run = get(session, run_id)
     session.refresh(run)
-    _emit_status(session, run)
+    emit_status(session, run)
     if run.sweep_id is not None:  # its slot goes to the sweep's next trial
         sweep_scheduler.trial_finished(session, sweep_id=run.sweep_id)
     return True

@@ -24,7 +24,6 @@ from backend.db.session import get_engine
 from backend.runs.models import FINISHED_STATUSES, Run, RunStatus
 from backend.sweeps import space, strategies, trials
 from backend.sweeps.models import Sweep, SweepStatus
-from backend.users import models as _users  # noqa: F401  (the table sweeps.launched_by_id names)
 
 log = logging.getLogger(__name__)
 
