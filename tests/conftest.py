@@ -64,6 +64,44 @@ def redis_url() -> str:
 
 
 @dataclass(frozen=True)
+class S3Server:
+    """A real S3-compatible server process (moto's server mode) and the settings that use it."""
+
+    endpoint: str
+
+    def env(self, bucket: str, prefix: str = "") -> dict[str, str]:
+        return {
+            "FITBOARD_S3_ENDPOINT": self.endpoint,
+            "FITBOARD_S3_BUCKET": bucket,
+            "FITBOARD_S3_REGION": "us-east-1",
+            "FITBOARD_S3_ACCESS_KEY_ID": "fitboard-test",
+            "FITBOARD_S3_SECRET_ACCESS_KEY": "fitboard-test-secret",
+            "FITBOARD_S3_PREFIX": prefix,
+        }
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """`python -m moto.server` on a free port, for the session; skipped without moto[server]."""
+    pytest.importorskip("moto.server", reason="pip install 'moto[server]'")
+    port = free_port()
+    out = tmp_path_factory.mktemp("s3-server") / "moto.out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=out.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(endpoint + "/moto-api/", proc, timeout_s=60)
+        yield S3Server(endpoint)
+    finally:
+        stop_process(proc)
+
+
+@dataclass(frozen=True)
 class Identity:
     """A user made for the tests: its API token, and a password when one was set."""
 
@@ -119,7 +157,7 @@ class LiveStack:
         return httpx.Client(base_url=self.url, timeout=30, headers=headers)
 
 
-def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -132,7 +170,7 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -
     raise TimeoutError(url)
 
 
-def _wait_workers(client: httpx.Client, timeout_s: float = 90) -> None:
+def wait_workers(client: httpx.Client, timeout_s: float = 90) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if client.get("/api/v1/health").json()["workers"] > 0:
@@ -141,7 +179,7 @@ def _wait_workers(client: httpx.Client, timeout_s: float = 90) -> None:
     raise TimeoutError("no Celery worker answered")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -149,6 +187,74 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def worker_token(database_url: str, name: str = "tests") -> str:
+    """A new worker token in that database (what an admin gives a worker)."""
+    from backend.db.session import session_scope
+    from backend.workers import service as workers
+
+    with session_scope(database_url) as session:
+        _, token = workers.create_token(session, name=name, created_by_id=None)
+    return token
+
+
+def start_worker(
+    env: dict[str, str], out: Path, name: str = "test", *, concurrency: int = 1
+) -> subprocess.Popen[bytes]:
+    """A real Celery worker process (threads pool, one run at a time) on env's queue. It joins
+    as a worker on another host does: FITBOARD_URL and FITBOARD_WORKER_TOKEN from env, and no
+    DATABASE_URL (it never opens the database)."""
+    assert env.get("FITBOARD_URL") and env.get("FITBOARD_WORKER_TOKEN"), "a worker joins over HTTP"
+    env = {k: v for k, v in env.items() if k not in ("DATABASE_URL", "FITBOARD_DATABASE_URL")}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker.celery_app",
+            "worker",
+            "--pool",
+            "threads",
+            "--concurrency",
+            str(concurrency),
+            "--queues",
+            env["FITBOARD_QUEUE"],
+            "--hostname",
+            f"{name}-{os.getpid()}@%h",
+            "--loglevel",
+            "INFO",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=out.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def start_api(env: dict[str, str], out: Path, port: int) -> subprocess.Popen[bytes]:
+    """A real API server process (uvicorn) on env's database and broker."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "backend.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--timeout-graceful-shutdown",
+            "2",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=out.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -171,53 +277,14 @@ def live_stack(
         "FITBOARD_QUEUE": f"fitboard-test-{os.getpid()}",
         "FITBOARD_CANCEL_GRACE_S": "20",
         "TF_CPP_MIN_LOG_LEVEL": "2",
+        # what the worker joins with (the API reads neither)
+        "FITBOARD_URL": f"http://127.0.0.1:{port}",
+        "FITBOARD_WORKER_TOKEN": worker_token(pg_url, "live stack"),
     }
     logs = home / "logs"
     logs.mkdir()
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "worker.celery_app",
-            "worker",
-            "--pool",
-            "threads",
-            "--concurrency",
-            "1",
-            "--queues",
-            env["FITBOARD_QUEUE"],
-            "--hostname",
-            f"test-{os.getpid()}@%h",
-            "--loglevel",
-            "INFO",
-        ],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-        stdout=(logs / "worker.out").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    api = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "backend.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--timeout-graceful-shutdown",
-            "2",
-        ],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-        stdout=(logs / "api.out").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    worker = start_worker(env, logs / "worker.out")
+    api = start_api(env, logs / "api.out", port)
     stack = LiveStack(
         f"http://127.0.0.1:{port}",
         env,
@@ -232,13 +299,13 @@ def live_stack(
 
     TOKENS[stack.url] = stack.token  # raw SSE clients of the e2e helpers send it
     try:
-        _wait_http(stack.url + "/api/v1/health", api)
+        wait_http(stack.url + "/api/v1/health", api)
         with stack.client() as client:
-            _wait_workers(client)
+            wait_workers(client)
         yield stack
     finally:
-        _stop(api)
-        _stop(worker)
+        stop_process(api)
+        stop_process(worker)
         for name in ("worker.out", "api.out"):
             tail = (logs / name).read_text(errors="replace")[-3000:]
             sys.stderr.write(f"\n---- {name} (tail) ----\n{tail}\n")

@@ -9,22 +9,29 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-
-from sqlalchemy.exc import SQLAlchemyError
+from typing import Any, TypeVar
 
 from backend.config import get_settings
-from backend.db.session import session_scope
-from backend.runlogs.service import log_path
-from backend.runs import service as runs
-from backend.runs.models import RunStatus
+from worker import host, lifeline, port, standby
 
 log = logging.getLogger(__name__)
 
 LOG_TAIL_CHARS = 4000
 _active: dict[int, subprocess.Popen[bytes]] = {}
 _stop_reasons: dict[int, str] = {}
+_attempts: dict[int, int] = {}
+_pool: host.GpuPool | None = None
+# how long a run waits for GPUs that other runs of this worker hold, before it is queued again
+GPU_WAIT_S = 600.0
 _lock = threading.Lock()
+SUPERSEDED = "superseded"
+T = TypeVar("T")
+
+
+# what a call through the port raises while the API is away (tried again)
+TRANSIENT: tuple[type[BaseException], ...] = (port.Unreachable, OSError)
 
 
 def _tail(path: Path) -> str:
@@ -47,33 +54,109 @@ def _exit_reason(code: int) -> str:
 
 def execute(run_id: int, *, worker_host: str) -> None:
     """Claim the run (at most once, ever), train it in a child process, record how it ended."""
-    with session_scope() as session:
-        if not runs.claim(session, run_id=run_id, worker_host=worker_host):
-            log.info(
-                "run %s: not queued any more (started elsewhere or cancelled); skipped", run_id
-            )
-            return
-    log.info("run %s: started on %s", run_id, worker_host)
-    path = log_path(run_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "worker.trainer", str(run_id)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    with _lock:
-        _active[run_id] = proc
+    run_port = port.for_run(run_id)
+    if not _retrying(lambda: run_port.claim(worker_host), what=f"run {run_id}: claim"):
+        log.info("run %s: not queued any more (started elsewhere or cancelled); skipped", run_id)
+        return
+    attempt = run_port.attempt
+    assert attempt is not None
+    pool = gpu_pool()
     try:
-        code = _supervise(run_id, proc)
+        taken = pool.take(
+            run_id,
+            pool.wanted(_requested_gpus(getattr(run_port, "claimed_spec", {}))),
+            wait_s=GPU_WAIT_S,
+            beat=run_port.heartbeat,
+        )
+    except host.NotEnoughGpus as exc:
+        run_port.finish("failed", f"this worker cannot train it (not retried): {exc}")
+        log.warning("run %s: %s", run_id, exc)
+        return
+    except TimeoutError as exc:
+        run_port.record_exit(reason=str(exc), cancelled=False, traceback=None)
+        return
+    try:
+        _train(
+            run_port, worker_host, taken, host.child_env(taken, host_has_gpus=bool(pool.devices))
+        )
     finally:
+        pool.give_back(run_id)
+
+
+def _train(
+    run_port: port.RunPort, worker_host: str, taken: list[host.Gpu], pinning: dict[str, str]
+) -> None:
+    run_id, attempt = run_port.run_id, run_port.attempt
+    gpus = ", ".join(f"GPU {g.index}" for g in taken) or "CPU"
+    log.info("run %s: attempt %s started on %s (%s)", run_id, attempt, worker_host, gpus)
+    run_env = {"PYTHONUNBUFFERED": "1", lifeline.ATTEMPT_ENV: str(attempt), **pinning}
+    with run_port.run_log() as (out, path):
+        # a standby trainer has imported Keras already; a pinned run (GPUs) starts cold, as
+        # CUDA_VISIBLE_DEVICES must come before TensorFlow loads
+        spare = None if pinning else standby.take()
+        if spare is not None and standby.hand_over(spare, run_id, path, run_env):
+            proc = spare
+            log.info("run %s: trained by the standby trainer (pid %s)", run_id, proc.pid)
+        else:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "worker.trainer", str(run_id)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **run_env, **lifeline.supervisor_env()},  # dies with us
+            )
+        if not pinning:
+            standby.keep_one()  # from this long-lived thread: the next run starts warm
         with _lock:
-            _active.pop(run_id, None)
-    _record_exit(run_id, code, path)
+            _active[run_id] = proc
+            _attempts[run_id] = attempt or 0
+        try:
+            code = _supervise(run_id, proc, run_port)
+        finally:
+            with _lock:
+                _active.pop(run_id, None)
+                _attempts.pop(run_id, None)
+    _record_exit(run_port, code, path)
 
 
-def _supervise(run_id: int, proc: subprocess.Popen[bytes]) -> int:
+def _requested_gpus(spec: dict[str, Any]) -> int | None:
+    """The spec's resources.gpus; with none given, `devices` GPUs when that is set."""
+    requested = (spec.get("resources") or {}).get("gpus")
+    if requested is None and spec.get("devices") and gpu_pool().devices:
+        return int(spec["devices"])
+    return int(requested) if requested is not None else None
+
+
+def gpu_pool() -> host.GpuPool:
+    """This worker's GPUs (probed once)."""
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = host.GpuPool(host.gpus())
+        return _pool
+
+
+def running() -> list[dict[str, Any]]:
+    """What this worker trains now, on which GPUs (for its report to the API)."""
+    with _lock:
+        active = dict(_attempts)
+    pool = gpu_pool()
+    return [{"run_id": r, "attempt": a or None, "gpus": pool.of(r)} for r, a in active.items()]
+
+
+def _retrying(call: Callable[[], T], *, what: str, attempts: int = 30) -> T:
+    """A call the worker cannot skip, tried again while the API or database is away."""
+    for retry in range(attempts):
+        try:
+            return call()
+        except TRANSIENT as exc:
+            if retry == attempts - 1:
+                raise
+            log.warning("%s failed (%s); retry %s", what, exc, retry + 1)
+            time.sleep(2)
+    raise AssertionError("unreachable")
+
+
+def _supervise(run_id: int, proc: subprocess.Popen[bytes], run_port: port.RunPort) -> int:
     settings = get_settings()
     cancel_seen: float | None = None
     next_beat = 0.0
@@ -86,10 +169,16 @@ def _supervise(run_id: int, proc: subprocess.Popen[bytes]) -> int:
         if now >= next_beat:
             next_beat = now + settings.heartbeat_interval_s
             try:
-                with session_scope() as session:
-                    if runs.heartbeat(session, run_id=run_id) and cancel_seen is None:
-                        cancel_seen = now
-            except SQLAlchemyError as exc:
+                cancel = run_port.heartbeat()
+                if cancel and cancel_seen is None:
+                    cancel_seen = now
+            except port.Superseded:
+                # housekeeping gave the run to a next attempt (this worker looked lost)
+                log.warning("run %s: attempt %s superseded; stopping it", run_id, run_port.attempt)
+                _stop_reasons[run_id] = SUPERSEDED
+                proc.kill()
+                return proc.wait()
+            except TRANSIENT as exc:
                 log.warning("run %s: heartbeat failed (%s); training goes on", run_id, exc)
         if cancel_seen is not None and now - cancel_seen > settings.cancel_grace_s:
             log.warning(
@@ -99,37 +188,25 @@ def _supervise(run_id: int, proc: subprocess.Popen[bytes]) -> int:
             proc.kill()
 
 
-def _record_exit(run_id: int, code: int, path: Path) -> None:
-    """The trainer records its own outcome; this covers a process that could not."""
+def _record_exit(run_port: port.RunPort, code: int, path: Path) -> None:
+    """The trainer records its own outcome; this covers a process that could not: one that
+    crashed or was killed goes back to the queue as its next attempt (spec.max_restarts)."""
+    run_id = run_port.run_id
     stop_reason = _stop_reasons.pop(run_id, None)
-    for attempt in range(30):
+    if stop_reason != SUPERSEDED and code != 0:
+        reason = _exit_reason(code)
+        if stop_reason and stop_reason != "cancelled":
+            reason = f"{stop_reason}: {reason}"
         try:
-            with session_scope() as session:
-                if runs.get(session, run_id).status != RunStatus.running.value:
-                    break
-                if stop_reason == "cancelled":
-                    runs.finish(
-                        session,
-                        run_id=run_id,
-                        status=RunStatus.cancelled,
-                        reason="cancelled; the training process was killed after the grace period",
-                    )
-                else:
-                    reason = _exit_reason(code)
-                    if stop_reason:
-                        reason = f"{stop_reason}: {reason}"
-                    runs.finish(
-                        session,
-                        run_id=run_id,
-                        status=RunStatus.failed,
-                        reason=reason,
-                        traceback=_tail(path),
-                    )
-                log.warning("run %s: %s", run_id, stop_reason or _exit_reason(code))
-            break
-        except SQLAlchemyError as exc:
-            log.warning("run %s: could not record its end (%s); retry %s", run_id, exc, attempt)
-            time.sleep(2)
+            became = _retrying(
+                lambda: run_port.record_exit(
+                    reason=reason, cancelled=stop_reason == "cancelled", traceback=_tail(path)
+                ),
+                what=f"run {run_id}: recording its end",
+            )
+            log.warning("run %s: %s (run %s)", run_id, reason, became)
+        except TRANSIENT as exc:
+            log.error("run %s: could not record its end (%s); housekeeping will", run_id, exc)
     log.info("run %s: training process ended with code %s", run_id, code)
 
 
@@ -141,3 +218,4 @@ def stop_all(reason: str) -> None:
         _stop_reasons[run_id] = reason
         log.warning("run %s: stopping its training process: %s", run_id, reason)
         proc.terminate()
+    standby.release()

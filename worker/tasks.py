@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from backend.dispatch import TRAIN_TASK
+from backend.broker import TRAIN_TASK
 from worker import runner
 
 

@@ -3,8 +3,10 @@
 
 Which errors a route can answer with follows from what it depends on, so it is derived once
 here rather than repeated on every route: an identity dependency -> 401, a member or admin
-one -> 403, an ``*_id`` path parameter -> 404, any parameter or body -> 422. Statuses that
-depend on the domain (409, 413) are declared on the route with ``responses=``. Every error
+one -> 403, an ``*_id`` path parameter -> 404, any parameter or body -> 422 (malformed JSON
+included), a body -> 400 (one that cannot be parsed at all, like a broken multipart) and 413
+(larger than the limit). Statuses that depend on the domain (409) are declared on the route
+with ``responses=``. Every error
 response carries the ErrorOut schema, the one shape the handlers in backend.api.errors send.
 """
 
@@ -24,10 +26,61 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from backend.api.errors import _ERROR_DESCRIPTIONS, ErrorOut
+from backend.api.headers import docs_policy
+from backend.bounds import MAX_INT64
 from backend.users import deps as auth
+from backend.workers.deps import worker_token
 
 STATIC_URL = "/static/api-docs"
 ERROR_REF = "#/components/schemas/ErrorOut"
+RETRY_AFTER = {
+    "description": "Seconds to wait before trying again.",
+    "schema": {"type": "integer", "minimum": 1},
+}
+CONTENT_RANGE_416 = {
+    "description": "bytes */SIZE: the size of the whole file.",
+    "schema": {"type": "string"},
+}
+# how a client says who it is: a Bearer API token, or the browser's session cookie, which
+# must come with the session's CSRF token on anything that changes state
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    "bearerToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A personal API token (Account page, or POST /api/v1/auth/tokens).",
+    },
+    "workerToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A worker token (python -m backend.users create-worker-token, or POST "
+        "/api/v1/worker-tokens): opens the worker protocol only.",
+    },
+    "sessionCookie": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": auth.SESSION_COOKIE,
+        "description": "Set by POST /api/v1/auth/login.",
+    },
+    "csrfHeader": {
+        "type": "apiKey",
+        "in": "header",
+        "name": auth.CSRF_HEADER,
+        "description": "With the session cookie, on POST, PUT, PATCH and DELETE: the csrf_token "
+        "that sign-in and /auth/me return.",
+    },
+}
+
+
+def operation_id(route: APIRoute) -> str:
+    """Stable operationIds for generated clients: the route function's name ('list_runs')."""
+    return route.name
+
+
+def _security(method: str) -> list[dict[str, list[str]]]:
+    session: dict[str, list[str]] = {"sessionCookie": []}
+    if method not in auth.SAFE_METHODS:
+        session["csrfHeader"] = []
+    return [{"bearerToken": []}, session]
 
 
 def _assets() -> Path | None:
@@ -59,7 +112,7 @@ def error_codes(route: Any) -> set[int]:
     """The error statuses a route can answer with, from its dependencies and parameters."""
     calls = set(_calls(route.dependant))
     codes: set[int] = set()
-    if calls & {auth.current_user, auth.require_member, auth.require_admin}:
+    if calls & {auth.current_user, auth.require_member, auth.require_admin, worker_token}:
         codes.add(401)
     if calls & {auth.require_member, auth.require_admin}:
         codes.add(403)
@@ -79,6 +132,23 @@ def _error_response(description: str) -> dict[str, Any]:
         "description": description,
         "content": {"application/json": {"schema": {"$ref": ERROR_REF}}},
     }
+
+
+def _integral_bounds(node: Any) -> None:
+    """Integer bounds as integers: FastAPI's OpenAPI model holds them as floats, and
+    float(2**63 - 1) rounds up to 2**63, a bound the database cannot hold."""
+    if isinstance(node, list):
+        for item in node:
+            _integral_bounds(item)
+        return
+    if not isinstance(node, dict):
+        return
+    if node.get("type") == "integer":
+        for key in ("minimum", "maximum"):
+            if isinstance(node.get(key), float):
+                node[key] = max(-MAX_INT64, min(MAX_INT64, int(node[key])))
+    for value in node.values():
+        _integral_bounds(value)
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -101,6 +171,8 @@ def install_openapi(app: FastAPI) -> None:
             ref_template="#/components/schemas/{model}"
         )
         components["ErrorOut"].pop("$defs", None)
+        schema["components"]["securitySchemes"] = SECURITY_SCHEMES
+        seen: dict[str, str] = {}
         for route in _api_routes(app):
             if not route.include_in_schema:
                 continue
@@ -109,10 +181,24 @@ def install_openapi(app: FastAPI) -> None:
                 operation = item.get(method.lower())
                 if operation is None:
                     continue
+                where = f"{method} {route.path_format}"
+                previous = seen.setdefault(operation["operationId"], where)
+                if previous != where:  # generated clients need each name once
+                    raise RuntimeError(
+                        f"operationId {operation['operationId']!r} of {where} is also {previous}'s"
+                    )
                 responses = operation.setdefault("responses", {})
                 codes = error_codes(route)
+                # anonymous operations (health, sign-in) declare no security at all
+                if worker_token in set(_calls(route.dependant)):
+                    operation["security"] = [{"workerToken": []}]
+                else:
+                    operation["security"] = _security(method) if 401 in codes else []
                 if operation.get("requestBody") or operation.get("parameters"):
                     codes.add(422)  # also a body read by hand (uploads, RemoteMonitor's form)
+                if operation.get("requestBody"):
+                    codes.add(400)  # a body that cannot be parsed at all (malformed multipart)
+                    codes.add(413)  # larger than FITBOARD_MAX_JSON_MB (uploads: MAX_UPLOAD_MB)
                 for code in sorted(codes):
                     responses.setdefault(str(code), {"description": _ERROR_DESCRIPTIONS[code]})
                 for code, response in responses.items():
@@ -121,13 +207,24 @@ def install_openapi(app: FastAPI) -> None:
                         if description == "Validation Error":
                             description = _ERROR_DESCRIPTIONS[422]
                         responses[code] = _error_response(description)
+                if "429" in responses:
+                    responses["429"]["headers"] = {"Retry-After": RETRY_AFTER}
+                if "416" in responses:
+                    responses["416"]["headers"] = {"Content-Range": CONTENT_RANGE_416}
         # FastAPI's own 422 body, replaced everywhere by ErrorOut above
         for unused in ("HTTPValidationError", "ValidationError"):
             components.pop(unused, None)
+        _integral_bounds(schema)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _with_policy(page: HTMLResponse) -> HTMLResponse:
+    """The page with a CSP of its own: its inline bootstrap script by hash (see headers)."""
+    page.headers["Content-Security-Policy"] = docs_policy(bytes(page.body).decode())
+    return page
 
 
 def mount(app: FastAPI) -> None:
@@ -141,6 +238,9 @@ def mount(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     def swagger_ui() -> HTMLResponse:
+        return _with_policy(_swagger_ui())
+
+    def _swagger_ui() -> HTMLResponse:
         if not local:
             return get_swagger_ui_html(openapi_url=openapi_url, title=f"{app.title} API")
         return get_swagger_ui_html(
@@ -153,6 +253,9 @@ def mount(app: FastAPI) -> None:
 
     @app.get("/redoc", include_in_schema=False)
     def redoc() -> HTMLResponse:
+        return _with_policy(_redoc())
+
+    def _redoc() -> HTMLResponse:
         if not local:
             return get_redoc_html(openapi_url=openapi_url, title=f"{app.title} API")
         return get_redoc_html(

@@ -5,13 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import Response
 from pydantic import BaseModel
 
 from backend.api.deps import SessionDep
 from backend.artifacts import service as artifacts
+from backend.artifacts.download import (
+    DOWNLOAD_RESPONSES,
+    IfRangeHeader,
+    RangeHeader,
+    artifact_response,
+)
 from backend.artifacts.store import get_store
-from backend.errors import NotFound
+from backend.bounds import Id
 from backend.runs import service as runs
 from backend.users.deps import ReaderUser
 
@@ -32,7 +38,7 @@ class ArtifactList(BaseModel):
 
 @router.get("", response_model=ArtifactList)
 def list_artifacts(
-    run_id: int, session: SessionDep, request: Request, _: ReaderUser
+    run_id: Id, session: SessionDep, request: Request, _: ReaderUser
 ) -> ArtifactList:
     """The files a run produced (model, logs, plots), with their download URLs."""
     runs.get(session, run_id)
@@ -50,24 +56,17 @@ def list_artifacts(
     )
 
 
-@router.get(
-    "/{name}",
-    response_class=FileResponse,
-    response_model=None,
-    responses={200: {"content": {"application/octet-stream": {}}}},
-)
+@router.get("/{name}", response_class=Response, responses=DOWNLOAD_RESPONSES)
 def download_artifact(
-    run_id: int, name: str, session: SessionDep, _: ReaderUser
-) -> FileResponse | StreamingResponse:
-    """Download one artifact of a run by name."""
+    run_id: Id,
+    name: str,
+    session: SessionDep,
+    _: ReaderUser,
+    range_header: RangeHeader = None,
+    if_range: IfRangeHeader = None,
+) -> Response:
+    """Download one artifact of a run by name, whole or one byte range (Range: 206)."""
     artifact = artifacts.get(session, run_id=run_id, name=name)
-    store = get_store()
-    headers = {"Content-Disposition": f'attachment; filename="{artifact.name}"'}
-    path = store.local_path(artifact.storage_key)
-    if path is not None:
-        if not path.exists():
-            raise NotFound(f"artifact {name!r} of run {run_id} is missing from the store")
-        return FileResponse(path, media_type="application/octet-stream", headers=headers)
-    return StreamingResponse(
-        store.open(artifact.storage_key), headers=headers, media_type="application/octet-stream"
+    return artifact_response(
+        get_store(), artifact, range_header=range_header, if_range=if_range, attachment=True
     )

@@ -159,9 +159,12 @@ class Fitboard:
         *,
         name: str | None = None,
         overrides: Mapping[str, Any] | None = None,
+        notify: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Queue a run; returns the run as the API shows it."""
+        """Queue a run; returns the run as the API shows it. ``notify``: as in POST /runs."""
         body = self.run_body(source, name=name, overrides=overrides)
+        if notify is not None:
+            body["notify"] = dict(notify)
         return dict(self._json("POST", "/api/v1/runs", json=body))
 
     def get_run(self, run_id: int) -> dict[str, Any]:
@@ -190,6 +193,29 @@ class Fitboard:
 
     def cancel(self, run_id: int) -> dict[str, Any]:
         return dict(self._json("POST", f"/api/v1/runs/{int(run_id)}/cancel"))
+
+    def resume(self, run_id: int, *, epochs: int | None = None) -> dict[str, Any]:
+        """Queue a failed, cancelled or succeeded run again from its newest checkpoint (same
+        run), for ``epochs`` in all if given."""
+        body = {"epochs": epochs} if epochs is not None else {}
+        return dict(self._json("POST", f"/api/v1/runs/{int(run_id)}/resume", json=body))
+
+    def fork(
+        self,
+        run_id: int,
+        *,
+        name: str,
+        from_epoch: int | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A new run from ``run_id``'s checkpoint at ``from_epoch`` (the newest by default),
+        its spec with ``overrides``."""
+        body: dict[str, Any] = {"name": name}
+        if from_epoch is not None:
+            body["from_epoch"] = from_epoch
+        if overrides:
+            body["overrides"] = dict(overrides)
+        return dict(self._json("POST", f"/api/v1/runs/{int(run_id)}/fork", json=body))
 
     def metrics(self, run_id: int, *, keys: Sequence[str] | None = None) -> dict[str, Any]:
         params = {"keys": ",".join(keys)} if keys else {}
@@ -239,10 +265,16 @@ class Fitboard:
     # --- sweeps ------------------------------------------------------------------------------
 
     def submit_sweep(
-        self, source: Mapping[str, Any] | str | os.PathLike[str], *, name: str | None = None
+        self,
+        source: Mapping[str, Any] | str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        notify: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """POST /api/v1/sweeps with the body from a dict or a YAML/JSON file."""
         body = dict(source) if isinstance(source, Mapping) else load_file(source)
+        if notify is not None:
+            body["notify"] = dict(notify)
         if name or "name" not in body:
             body["name"] = name or (
                 Path(source).stem if not isinstance(source, Mapping) else "sweep"
@@ -344,13 +376,17 @@ class Fitboard:
         *,
         uid: str | None = None,
         train_begin: Mapping[str, Any] | None = None,
+        events: Sequence[Mapping[str, Any]] = (),
     ) -> dict[str, Any]:
-        """Append {key, step, value, kind?, wall_time?} points; same uid again is a no-op."""
+        """Append {key, step, value, kind?, wall_time?} points and {kind, data, uid} events;
+        the same uid again is a no-op."""
         body: dict[str, Any] = {"points": [dict(p) for p in points]}
         if uid:
             body["uid"] = uid
         if train_begin is not None:
             body["train_begin"] = dict(train_begin)
+        if events:
+            body["events"] = [dict(e) for e in events]
         return dict(self._json("POST", f"/api/v1/runs/{int(run_id)}/points", json=body))
 
     def post_evaluation(

@@ -4,41 +4,150 @@
     model.fit(x, y, epochs=5, callbacks=[FitboardCallback("http://fitboard:8000", token,
                                                           name="laptop cnn")])
 
-The training thread only appends to a deque. A daemon thread creates the run, posts the points
-in uid-stamped batches (a retried batch is a no-op on the server), retries with backoff while
-the server is away without losing a point, and heartbeats while training runs. on_train_end
-flushes, uploads the evaluation when asked, and marks the run succeeded (cancelled if stopped
-from the dashboard). An exception that ends the script marks the run failed; so does leaving a
+It is the managed trainer's streaming core (backend.client.streaming): the training thread only
+appends to a deque; a MetricFlusher thread writes uid-stamped batches through an ExternalSink,
+which creates the run before its first write and posts each batch to the run's points endpoint
+(a retried batch is a no-op on the server), retrying the same batch while the server is away
+without losing a point, and heartbeats while training runs. on_train_end flushes, uploads the
+evaluation when asked, and marks the run succeeded (cancelled if stopped from the dashboard).
+An exception that ends the script marks the run failed; so does leaving a
 ``with FitboardCallback(...) as cb:`` block by an exception.
 """
 
 from __future__ import annotations
 
 import atexit
+import hashlib
 import logging
 import math
 import sys
-import threading
 import time
 import traceback as tb
 import uuid
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
-
-import keras
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from backend.client.api import Fitboard
 from backend.client.errors import FitboardError
+from backend.client.evaluation import confusion_matrix
+from backend.client.evaluation import evaluate as evaluate_model
+from backend.client.streaming import Event, MetricFlusher, StreamingCallback
+
+if TYPE_CHECKING:
+    from backend.metrics.service import Point
+
+__all__ = ["ExternalSink", "FitboardCallback", "confusion_matrix"]
 
 log = logging.getLogger(__name__)
 
-BATCH, EPOCH, BEGIN = 0, 1, 2
+# the API's stand-in for +-infinity (JSON has none)
+_INF_STANDIN = 1e300
+# the longest event uid the points endpoint takes
+_MAX_EVENT_UID = 60
 
 
-class FitboardCallback(keras.callbacks.Callback):
+def _refused_for_good(exc: FitboardError) -> bool:
+    """401, 403, 404, 409, 422: sending the same request again will not help."""
+    return exc.status is not None and exc.status < 500 and exc.status not in (408, 429)
+
+
+def _finite(value: Any) -> Any:
+    """value with NaN as None and +-inf as +-1e300, at any depth (what the API takes)."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            return _INF_STANDIN if value > 0 else -_INF_STANDIN
+        return value
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _event_uid(uid: str) -> str:
+    """A uid the endpoint takes: a long one becomes its digest (the same on every retry)."""
+    if len(uid) <= _MAX_EVENT_UID:
+        return uid
+    return hashlib.sha256(uid.encode()).hexdigest()[:_MAX_EVENT_UID]
+
+
+class ExternalSink:
+    """The flusher's Sink on the public API: it creates the external run before its first
+    write, then posts each batch to POST /api/v1/runs/{id}/points (idempotent by uid)."""
+
+    def __init__(
+        self,
+        client: Fitboard,
+        *,
+        create: Callable[[], int],
+        heartbeat_s: float = 15.0,
+    ) -> None:
+        self.client = client
+        self.heartbeat_s = heartbeat_s
+        self.run_id: int | None = None
+        self.points_sent = 0
+        # set when the API refused a post for good: later batches are dropped
+        self.refused: FitboardError | None = None
+        self._create = create
+        self._cancel = False
+        self._last_post = time.monotonic()
+        self._token = uuid.uuid4().hex[:12]
+        self._heartbeats = 0
+
+    def write(self, uid: str, points: Sequence[Point], events: Sequence[Event]) -> None:
+        if self.refused is not None:
+            return
+        train_begin: dict[str, Any] | None = None
+        timeline: list[dict[str, Any]] = []
+        for event in events:
+            if event.kind == "train_begin":  # its own field: servers before `events` take it
+                train_begin = dict(event.data)
+            else:
+                timeline.append(
+                    {"kind": event.kind, "data": _finite(event.data), "uid": _event_uid(event.uid)}
+                )
+        body = [
+            {
+                "key": p["key"],
+                "step": p["step"],
+                "value": _finite(p["value"]),
+                "wall_time": p["wall_time"],
+            }
+            for p in points
+        ]
+        try:
+            if self.run_id is None:
+                self.run_id = self._create()
+            answer = self.client.post_points(
+                self.run_id, body, uid=uid, train_begin=train_begin, events=timeline
+            )
+        except FitboardError as exc:
+            if not _refused_for_good(exc):
+                raise  # the flusher sends this batch again, with the same uid
+            log.error("fitboard: %s; no more points are sent", exc.message())
+            self.refused = exc
+            return
+        self._last_post = time.monotonic()
+        self.points_sent += len(points)
+        if answer.get("cancel_requested"):
+            self._cancel = True
+
+    def cancel_requested(self) -> bool:
+        """Whether a cancel came back with a post; posts an empty batch (the run's heartbeat)
+        when nothing was posted for heartbeat_s."""
+        if self._cancel or self.refused is not None or self.run_id is None:
+            return self._cancel
+        if time.monotonic() - self._last_post >= self.heartbeat_s:
+            self._last_post = time.monotonic()  # an outage: try again in heartbeat_s
+            self._heartbeats += 1
+            self.write(f"{self._token}-hb-{self._heartbeats}", [], [])
+        return self._cancel
+
+
+class FitboardCallback(StreamingCallback):
     """Creates an external run on train begin and streams batch and epoch metrics into it.
 
     evaluate: None, or (x, y, class_names): after training, the model's confusion matrix and
@@ -64,7 +173,6 @@ class FitboardCallback(keras.callbacks.Callback):
         backoff_s: tuple[float, float] = (0.5, 10.0),
         client: Fitboard | None = None,
     ) -> None:
-        super().__init__()
         self.client = client or Fitboard(server, token)
         self.name = name
         self.spec = dict(spec) if spec is not None else None
@@ -72,70 +180,63 @@ class FitboardCallback(keras.callbacks.Callback):
         self.dataset = dataset
         self.tags = list(tags)
         self.evaluate = evaluate
-        self.every = max(1, int(every_n_batches))
-        self.flush_interval_s = flush_interval_s
-        self.heartbeat_s = heartbeat_s
-        self.max_batch_points = max_batch_points
         self.close_timeout_s = close_timeout_s
         self.backoff_s = backoff_s
-        self.run_id: int | None = None
-        self.points_sent = 0
-        self.failed_posts = 0
         self.finished_status: str | None = None
-        self._queue: deque[tuple[Any, ...]] = deque()
-        self._token = uuid.uuid4().hex[:12]
-        self._seq = 0
-        self._pending: tuple[str, list[dict[str, Any]], dict[str, Any] | None] | None = None
-        self._cancel = threading.Event()
-        self._closing = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._steps: int | None = None
-        self._epoch_base = 0
-        self._last_step = 0
-        self._stopped_by_cancel = False
+        self.sink = ExternalSink(self.client, create=self._create_run, heartbeat_s=heartbeat_s)
+        self.flusher = MetricFlusher(
+            self.sink,
+            run_id=None,
+            flush_interval_s=flush_interval_s,
+            max_batch_points=max_batch_points,
+            backoff_s=backoff_s,
+        )
+        # external runs have had no lr series: the script logs its own rate if it wants one
+        super().__init__(
+            self.flusher.queue,
+            self.flusher.cancel_event,
+            every_n_batches=every_n_batches,
+            record_lr=False,
+        )
+        self._started = False
         self._hooked = False
-        self._close_by = math.inf
         self._prev_excepthook: Any = None
 
-    # --- Keras hooks (training thread: append only) -------------------------------------------
+    @property
+    def run_id(self) -> int | None:
+        return self.sink.run_id
+
+    @property
+    def points_sent(self) -> int:
+        return self.sink.points_sent
+
+    @property
+    def failed_posts(self) -> int:
+        return self.flusher.failed_writes
+
+    def _create_run(self) -> int:
+        """On the flusher thread, before its first write."""
+        run = self.client.create_external_run(
+            self.name, spec=self.spec, params=self.params_, dataset=self.dataset, tags=self.tags
+        )
+        run_id = int(run["id"])
+        self.flusher.run_id = run_id
+        log.info("fitboard: run %s at %s/runs/%s", run_id, self.client.url, run_id)
+        return run_id
+
+    # --- Keras hooks (the batch and epoch ones are the core's: append only) -------------------
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self._steps = self.params.get("steps")
-        info = {
-            "epochs": self.params.get("epochs"),
-            "steps_per_epoch": self._steps,
-            "batch_size": None,
-            "train_samples": None,
-        }
-        self._queue.append((BEGIN, info))
+        super().on_train_begin(logs)
         self._hook_process_end()
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="fitboard-callback", daemon=True)
-            self._thread.start()
-
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._epoch_base = epoch * self._steps if self._steps else self._last_step
-
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        step = self._epoch_base + batch + 1
-        self._last_step = step
-        if step % self.every == 0:
-            self._queue.append((BATCH, step, logs, time.time()))
-        if self._cancel.is_set():
-            self._stopped_by_cancel = True
-            self.model.stop_training = True
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._queue.append((EPOCH, epoch + 1, dict(logs or {}), time.time()))
-        if self._cancel.is_set():
-            self._stopped_by_cancel = True
-            self.model.stop_training = True
+        if not self._started:
+            self._started = True
+            self.flusher.start()
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        evaluation = self._evaluation() if self.evaluate is not None else None
-        status = "cancelled" if self._stopped_by_cancel else "succeeded"
-        self.close(status, evaluation=evaluation)
+        result = self._evaluation() if self.evaluate is not None else None
+        status = "cancelled" if self.stopped_by_cancel else "succeeded"
+        self.close(status, evaluation=result)
 
     # --- use as a context manager: an exception in the block fails the run --------------------
 
@@ -148,7 +249,7 @@ class FitboardCallback(keras.callbacks.Callback):
         exc: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        if exc is not None and self.finished_status is None and self._thread is not None:
+        if exc is not None and self.finished_status is None and self._started:
             self.close(
                 "failed",
                 reason=f"{exc_type.__name__ if exc_type else 'error'}: {exc}",
@@ -164,129 +265,30 @@ class FitboardCallback(keras.callbacks.Callback):
         evaluation: dict[str, Any] | None = None,
     ) -> bool:
         """Flush every point, upload the evaluation, mark the run finished; True if all sent."""
-        if self.finished_status is not None or self._thread is None:
+        if self.finished_status is not None or not self._started:
             return self.finished_status is not None
-        self._close_by = time.monotonic() + self.close_timeout_s
-        self._closing.set()
-        self._wake.set()
-        self._thread.join(self.close_timeout_s)
+        all_sent = self.flusher.close(self.close_timeout_s) and self.sink.refused is None
         deadline = time.monotonic() + self.close_timeout_s
-        if self.run_id is None or self._backlog():
+        run_id = self.run_id
+        if run_id is None or not all_sent:
             log.error(
                 "fitboard: could not send every point to %s before closing (%d entries left)",
                 self.client.url,
-                self._backlog(),
+                self.flusher.backlog,
             )
-            if self.run_id is None:
+            if run_id is None:
                 return False
         if evaluation is not None:
-            run_id = self.run_id
             self._retry(lambda: self.client.post_evaluation(run_id, **evaluation), deadline)
         done = self._retry(
-            lambda: self.client.finish_run(
-                self.run_id or 0, status, reason=reason, traceback=traceback
-            ),
+            lambda: self.client.finish_run(run_id, status, reason=reason, traceback=traceback),
             deadline,
         )
         if done:
             self.finished_status = status
-        return done and not self._backlog()
+        return done and all_sent
 
-    # --- the sender thread ---------------------------------------------------------------------
-
-    def _backlog(self) -> int:
-        return len(self._queue) + (self._pending is not None)
-
-    def _run(self) -> None:
-        backoff = self.backoff_s[0]
-        last_post = time.monotonic()
-        while True:
-            closing = self._closing.is_set()
-            try:
-                if self.run_id is None:
-                    self._create()
-                sent_any = self._flush()
-                if sent_any:
-                    last_post = time.monotonic()
-                elif not closing and time.monotonic() - last_post > self.heartbeat_s:
-                    self._post(f"{self._token}-hb-{uuid.uuid4().hex[:6]}", [], None)
-                    last_post = time.monotonic()
-                backoff = self.backoff_s[0]
-                if closing and not self._backlog():
-                    return
-                self._wake.wait(self.flush_interval_s)
-                self._wake.clear()
-            except FitboardError as exc:
-                self.failed_posts += 1
-                if exc.status is not None and exc.status < 500 and exc.status not in (408, 429):
-                    # refused for good (401, 403, 409, 422): retrying will not help
-                    log.error("fitboard: %s; no more points are sent", exc.message())
-                    self._queue.clear()
-                    self._pending = None
-                    return
-                log.warning("fitboard: %s; retrying in %.1fs", exc.message(), backoff)
-                if closing and time.monotonic() > self._close_by:
-                    return
-                time.sleep(backoff)
-                backoff = min(backoff * 2, self.backoff_s[1])
-            except Exception:  # never let a bug here reach training
-                log.exception("fitboard: sender error")
-                time.sleep(backoff)
-
-    def _create(self) -> None:
-        run = self.client.create_external_run(
-            self.name, spec=self.spec, params=self.params_, dataset=self.dataset, tags=self.tags
-        )
-        self.run_id = int(run["id"])
-        log.info("fitboard: run %s at %s/runs/%s", self.run_id, self.client.url, self.run_id)
-
-    def _flush(self) -> bool:
-        """Send the pending batch, then new ones, until the queue is empty; raises on failure."""
-        sent = False
-        while True:
-            if self._pending is None:
-                self._pending = self._next_batch()
-                if self._pending is None:
-                    return sent
-            uid, points, begin = self._pending
-            self._post(uid, points, begin)
-            self.points_sent += len(points)
-            self._pending = None
-            sent = True
-
-    def _post(self, uid: str, points: list[dict[str, Any]], begin: dict[str, Any] | None) -> None:
-        answer = self.client.post_points(self.run_id or 0, points, uid=uid, train_begin=begin)
-        if answer.get("cancel_requested"):
-            self._cancel.set()
-
-    def _next_batch(self) -> tuple[str, list[dict[str, Any]], dict[str, Any] | None] | None:
-        points: list[dict[str, Any]] = []
-        begin: dict[str, Any] | None = None
-        while self._queue and len(points) < self.max_batch_points:
-            item = self._queue.popleft()
-            if item[0] == BEGIN:
-                begin = item[1]
-                continue
-            tag, step, logs, wall = item
-            for key, value in (logs or {}).items():
-                number = _number(value)
-                if number is None:
-                    continue
-                point = {
-                    "key": key,
-                    "step": step,
-                    "value": None if math.isnan(number) else number,
-                    "wall_time": wall,
-                }
-                if tag == BATCH:
-                    point["kind"] = "batch"
-                points.append(point)
-        if not points and begin is None:
-            return None
-        self._seq += 1
-        return f"{self._token}-{self._seq}", points, begin
-
-    def _retry(self, call: Any, deadline: float) -> bool:
+    def _retry(self, call: Callable[[], Any], deadline: float) -> bool:
         delay = self.backoff_s[0]
         while True:
             try:
@@ -308,18 +310,13 @@ class FitboardCallback(keras.callbacks.Callback):
         assert self.evaluate is not None
         x, y, class_names = self.evaluate
         try:
-            probs = np.asarray(self.model.predict(x, verbose=0))
-            if probs.ndim == 1 or probs.shape[-1] == 1:
-                y_pred = (probs.reshape(len(probs), -1)[:, 0] > 0.5).astype(np.int64)
-            else:
-                y_pred = np.argmax(probs, axis=-1).astype(np.int64)
-            return {
-                "class_names": [str(c) for c in class_names],
-                "confusion_matrix": confusion_matrix(y, y_pred, len(class_names)),
-            }
+            result = evaluate_model(self.model, x, y, class_names=class_names)
         except Exception:
             log.exception("fitboard: evaluation failed; the run is finished without one")
             return None
+        # the API computes the report from the matrix (the same code), so no report's size
+        # limit applies to a model with many classes
+        return {"class_names": result.class_names, "confusion_matrix": result.confusion_matrix}
 
     def _hook_process_end(self) -> None:
         """An uncaught exception (Keras calls no on_train_end then) fails the run."""
@@ -331,7 +328,7 @@ class FitboardCallback(keras.callbacks.Callback):
         def excepthook(
             exc_type: type[BaseException], exc: BaseException, trace: TracebackType | None
         ) -> None:
-            if self.finished_status is None and self._thread is not None:
+            if self.finished_status is None and self._started:
                 self.close(
                     "failed",
                     reason=f"{exc_type.__name__}: {exc}",
@@ -343,27 +340,5 @@ class FitboardCallback(keras.callbacks.Callback):
         atexit.register(self._at_exit)
 
     def _at_exit(self) -> None:
-        if self.finished_status is None and self._thread is not None:
+        if self.finished_status is None and self._started:
             self.close("failed", reason="the training script exited before training ended")
-
-
-def confusion_matrix(y_true: Any, y_pred: Any, n_classes: int) -> list[list[int]]:
-    """Rows true class, columns predicted; y_true as indices or one-hot."""
-    truth = np.asarray(y_true)
-    if truth.ndim > 1 and truth.shape[-1] > 1:
-        truth = np.argmax(truth, axis=-1)
-    truth = truth.reshape(-1).astype(np.int64)
-    pred = np.asarray(y_pred).reshape(-1).astype(np.int64)
-    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(matrix, (truth, pred), 1)
-    return [[int(v) for v in row] for row in matrix]
-
-
-def _number(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        try:
-            return float(np.asarray(value))
-        except (TypeError, ValueError):
-            return None

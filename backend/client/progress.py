@@ -65,6 +65,8 @@ class Progress:
                     else:
                         self.batch = step
                     self.latest[key.removeprefix("batch/")] = value
+                elif "/" in key:
+                    continue  # another series (sys/*: its step is seconds, not an epoch)
                 else:
                     if step >= self.epoch:
                         epoch_done = epoch_done or step > self.epoch

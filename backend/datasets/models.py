@@ -15,7 +15,10 @@ KINDS = ("csv", "npz", "image_zip")
 
 class UploadedDataset(Base):
     __tablename__ = "datasets"
-    __table_args__ = (CheckConstraint("kind IN ('csv', 'npz', 'image_zip')", name="kind"),)
+    __table_args__ = (
+        CheckConstraint("kind IN ('csv', 'npz', 'image_zip')", name="kind"),
+        {"sqlite_autoincrement": True},  # ids never reused (migration 0005)
+    )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(200))

@@ -14,6 +14,8 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from backend.api.deps import SessionDep
+from backend.audit import service as audit
+from backend.bounds import Id
 from backend.config import get_settings
 from backend.datasets import service, store
 from backend.datasets.schemas import DatasetList, DatasetOut, UploadForm
@@ -135,17 +137,27 @@ def list_datasets(session: SessionDep, _: ReaderUser) -> DatasetList:
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut)
-def get_dataset(dataset_id: int, session: SessionDep, _: ReaderUser) -> DatasetOut:
+def get_dataset(dataset_id: Id, session: SessionDep, _: ReaderUser) -> DatasetOut:
     """One uploaded dataset: its kind, shapes and classes."""
     return _out(service.get(session, dataset_id))
 
 
 @router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_dataset(dataset_id: int, session: SessionDep, _: MemberUser) -> None:
+def delete_dataset(dataset_id: Id, request: Request, session: SessionDep, user: MemberUser) -> None:
     """Delete an upload and its files; 409 while a queued or running run uses it.
 
     Uploads record no owner: any member (or admin) may delete one."""
+    name = service.get(session, dataset_id).name
     service.delete(session, dataset_id=dataset_id)
+    audit.record(
+        session,
+        action=audit.Action.dataset_deleted,
+        actor=user,
+        target_type="dataset",
+        target_id=dataset_id,
+        target_name=name,
+        address=audit.client_address(request),
+    )
 
 
 def _out(row: Any) -> DatasetOut:

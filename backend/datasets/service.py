@@ -11,7 +11,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from backend.config import get_settings
-from backend.datasets import store, zipcheck
+from backend.datasets import objects, store, zipcheck
 from backend.datasets.models import UploadedDataset
 from backend.datasets.schemas import UploadForm
 from backend.datasets.validate import Checked, UploadInvalid, check_csv, check_npz
@@ -83,6 +83,7 @@ def create(session: Session, *, staged: StagedUpload, form: UploadForm) -> Uploa
     session.flush()
     store.keep(staged.folder, row.id, meta(row))
     session.info.setdefault(_REMOVE_ON_ROLLBACK, []).append(row.id)
+    objects.publish(row.id)  # with an object store: there too, before the row commits
     log.info("dataset=%s kind=%s examples=%d: uploaded", row.id, row.kind, row.num_examples)
     return row
 
@@ -166,7 +167,7 @@ def check_spec(session: Session, spec: ExperimentSpec) -> None:
 def _remove_deleted(session: Session) -> None:
     session.info.pop(_REMOVE_ON_ROLLBACK, None)
     for dataset_id in session.info.pop(_REMOVE_ON_COMMIT, ()):
-        store.remove(dataset_id)
+        objects.remove(dataset_id)
 
 
 @event.listens_for(Session, "after_rollback")
@@ -174,4 +175,4 @@ def _remove_uncommitted(session: Session) -> None:
     # files moved into place for a row that never committed would be orphans
     session.info.pop(_REMOVE_ON_COMMIT, None)
     for dataset_id in session.info.pop(_REMOVE_ON_ROLLBACK, ()):
-        store.remove(dataset_id)
+        objects.remove(dataset_id)

@@ -7,6 +7,7 @@ a database session.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import uuid
@@ -61,3 +62,40 @@ def read_meta(dataset_id: int) -> dict[str, Any]:
 
 def remove(dataset_id: int) -> None:
     shutil.rmtree(dataset_dir(dataset_id), ignore_errors=True)
+
+
+MANIFEST = ".manifest.json"
+
+
+def manifest(dataset_id: int) -> dict[str, dict[str, Any]]:
+    """Every file of an upload (relative POSIX path -> size and SHA-256), so a worker on another
+    host can fetch it once, cache it, and check it. Computed once and kept beside the files."""
+    folder = dataset_dir(dataset_id)
+    read_meta(dataset_id)  # a clear UploadMissing when there is nothing
+    cached = folder / MANIFEST
+    if cached.is_file():
+        found: dict[str, dict[str, Any]] = json.loads(cached.read_text(encoding="utf-8"))
+        return found
+    files: dict[str, dict[str, Any]] = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST):
+        rel = path.relative_to(folder).as_posix()
+        files[rel] = {"size": path.stat().st_size, "sha256": sha256_of(path)}
+    tmp = cached.with_name(cached.name + f".{uuid.uuid4().hex}.part")
+    tmp.write_text(json.dumps(files), encoding="utf-8")
+    tmp.replace(cached)
+    return files
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_path(dataset_id: int, relative: str) -> Path:
+    """A file of the upload by its manifest path; UploadMissing for anything else."""
+    if relative not in manifest(dataset_id):
+        raise UploadMissing(f"uploaded dataset {dataset_id} has no file {relative!r}")
+    return dataset_dir(dataset_id).joinpath(*relative.split("/"))

@@ -7,7 +7,10 @@ Every problem is an ``UploadInvalid`` naming the form field it is about ("file",
 from __future__ import annotations
 
 import csv
+import lzma
+import math
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,26 @@ from backend.errors import InvalidInput
 
 class UploadInvalid(InvalidInput):
     """An upload that cannot become a dataset; ``field`` is the form field at fault."""
+
+
+# what reading a damaged zip member raises: a bad CRC, corrupt deflate data, an unknown
+# compression method, a size that lies (data ends early), a bad bzip2/lzma stream
+ARCHIVE_ERRORS: tuple[type[BaseException], ...] = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    NotImplementedError,
+    EOFError,
+    OSError,
+    ValueError,
+    MemoryError,  # numpy allocating what a header declares
+)
+
+
+def damaged(entry: str, exc: BaseException) -> UploadInvalid:
+    """A 422 naming the archive entry that could not be read, and why."""
+    why = str(exc) or type(exc).__name__
+    return UploadInvalid(f"entry {entry!r} cannot be unpacked ({why})", field="file")
 
 
 @dataclass
@@ -174,19 +197,13 @@ def read_npz(path: Path, *, max_unpacked_bytes: int) -> NpzArrays:
     _check_npz_members(path, max_unpacked_bytes)
     arrays: dict[str, np.ndarray] = {}
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            for key in NPZ_KEYS:
-                if key in npz.files:
-                    try:
-                        arrays[key] = npz[key]
-                    except ValueError:
-                        raise UploadInvalid(
-                            f"{key} is a pickled object array; save plain numeric arrays "
-                            "(pickles can run code and are never loaded)",
-                            field="file",
-                        ) from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        npz = np.load(path, allow_pickle=False)
+    except ARCHIVE_ERRORS as exc:
         raise UploadInvalid(f"not a readable .npz file: {exc}", field="file") from None
+    with npz:
+        for key in NPZ_KEYS:
+            if key in npz.files:
+                arrays[key] = _load_member(npz, key)
     for key in ("x_train", "y_train"):
         if key not in arrays:
             raise UploadInvalid(f"the .npz has no {key}", field="file")
@@ -234,21 +251,63 @@ def read_npz(path: Path, *, max_unpacked_bytes: int) -> NpzArrays:
     )
 
 
-def _check_npz_members(path: Path, max_unpacked_bytes: int) -> None:
-    """An .npz is a zip: refuse one that unpacks past the limit before numpy inflates it."""
+def _load_member(npz: Any, key: str) -> np.ndarray:
     try:
-        with zipfile.ZipFile(path) as archive:
-            total = 0
-            for info in archive.infolist():
-                total += info.file_size
-                if total > max_unpacked_bytes:
-                    raise UploadInvalid(
-                        f"entry {info.filename!r} takes the .npz past "
-                        f"{max_unpacked_bytes // 2**20} MB unpacked",
-                        field="file",
-                    )
-    except zipfile.BadZipFile:
+        return np.asarray(npz[key])
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise UploadInvalid(
+                f"{key} is a pickled object array; save plain numeric arrays "
+                "(pickles can run code and are never loaded)",
+                field="file",
+            ) from None
+        raise damaged(f"{key}.npy", exc) from None
+    except ARCHIVE_ERRORS as exc:
+        raise damaged(f"{key}.npy", exc) from None
+
+
+def _check_npz_members(path: Path, max_unpacked_bytes: int) -> None:
+    """An .npz is a zip: refuse one that unpacks past the limit, or whose array headers
+    declare more data than the entry holds, before numpy allocates or inflates anything."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError):
         raise UploadInvalid("not a .npz file (np.savez writes one)", field="file") from None
+    with archive:
+        total = 0
+        for info in archive.infolist():
+            total += info.file_size
+            if total > max_unpacked_bytes:
+                raise UploadInvalid(
+                    f"entry {info.filename!r} takes the .npz past "
+                    f"{max_unpacked_bytes // 2**20} MB unpacked",
+                    field="file",
+                )
+            if info.filename.endswith(".npy"):
+                _check_npy_header(archive, info)
+
+
+def _check_npy_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+    """The shape and dtype an .npy member declares must fit in the bytes it unpacks to."""
+    try:
+        with archive.open(info) as member:
+            version = np.lib.format.read_magic(member)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+            header_end = member.tell()
+    except ARCHIVE_ERRORS as exc:
+        raise damaged(info.filename, exc) from None
+    declared = math.prod(shape) * max(dtype.itemsize, 1)
+    if dtype.hasobject:
+        return  # refused as a pickle when loaded
+    if declared > info.file_size - header_end:
+        raise UploadInvalid(
+            f"entry {info.filename!r} declares shape {tuple(shape)} of {dtype} "
+            f"({declared:,} bytes) but holds {max(info.file_size - header_end, 0):,}",
+            field="file",
+        )
 
 
 def _labels(key: str, y: np.ndarray, length: int) -> np.ndarray:

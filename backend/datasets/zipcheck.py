@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from backend.datasets.validate import Checked, UploadInvalid
+from backend.datasets.validate import ARCHIVE_ERRORS, Checked, UploadInvalid, damaged
 
 IMAGE_EXTENSIONS = frozenset({".bmp", ".gif", ".jpeg", ".jpg", ".png"})
 _MAGIC = {
@@ -97,8 +97,7 @@ def check_image_zip(
             rel = parts[layout["strip"] :]
             target = dest.joinpath(*rel)
             target.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(info) as src, target.open("wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
+            _extract(archive, info, target)
             shape = _check_image(target, info.filename)
             if shape is not None:
                 shapes.append(shape)
@@ -117,6 +116,17 @@ def check_image_zip(
             "layout": layout["kind"],
         },
     )
+
+
+def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> None:
+    """Copy one entry out, streaming; a decoder error (bad CRC, corrupt deflate data, an
+    unknown compression method, a size that lies) is a 422 naming the entry."""
+    try:
+        with archive.open(info) as src, target.open("wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+    except ARCHIVE_ERRORS as exc:
+        target.unlink(missing_ok=True)
+        raise damaged(info.filename, exc) from None
 
 
 def _layout(files: list[list[str]]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from backend.api.deps import SessionDep
+from backend.bounds import Count32, Id
 from backend.evaluation import service as evaluations
 from backend.runs import service as runs
 from backend.users.deps import ReaderUser
@@ -39,7 +40,7 @@ class EpochListOut(BaseModel):
 
 
 @router.get("/evaluation", response_model=EvaluationOut)
-def get_evaluation(run_id: int, session: SessionDep, _: ReaderUser) -> EvaluationOut:
+def get_evaluation(run_id: Id, session: SessionDep, _: ReaderUser) -> EvaluationOut:
     """Rows of the matrix are true classes, columns predicted; report as scikit-learn's."""
     runs.get(session, run_id)
     e = evaluations.get(session, run_id=run_id)
@@ -53,7 +54,7 @@ def get_evaluation(run_id: int, session: SessionDep, _: ReaderUser) -> Evaluatio
 
 
 @router.get("/evaluation/epochs", response_model=EpochListOut)
-def list_epoch_evaluations(run_id: int, session: SessionDep, _: ReaderUser) -> EpochListOut:
+def list_epoch_evaluations(run_id: Id, session: SessionDep, _: ReaderUser) -> EpochListOut:
     """Epochs evaluated so far (spec evaluation.every_epoch), oldest first; empty when none."""
     runs.get(session, run_id)
     rows = evaluations.list_epochs(session, run_id=run_id)
@@ -67,7 +68,7 @@ def list_epoch_evaluations(run_id: int, session: SessionDep, _: ReaderUser) -> E
 
 @router.get("/evaluation/epochs/{epoch}", response_model=EpochEvaluationOut)
 def get_epoch_evaluation(
-    run_id: int, epoch: int, session: SessionDep, _: ReaderUser
+    run_id: Id, epoch: Count32, session: SessionDep, _: ReaderUser
 ) -> EpochEvaluationOut:
     """The matrix and report at the end of one epoch (1-based, as the epoch metrics)."""
     runs.get(session, run_id)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from backend.errors import NotFound
 from backend.evaluation.models import EpochEvaluation, Evaluation
+from backend.events import kinds
 from backend.events import service as events
 
 # the live event (and the worker's flusher event) that carries one epoch's evaluation
-EPOCH_EVENT = "epoch_evaluation"
+EPOCH_EVENT = kinds.EPOCH_EVALUATION
 
 
 def save(
@@ -34,6 +35,16 @@ def save(
         session, run_id=run_id, kind="evaluation", data={"split": split}, uid="evaluation"
     )
     return evaluation
+
+
+def forget_epochs(session: Session, *, run_id: int, after_epoch: int = 0) -> None:
+    """Drop a run's per-epoch evaluations after ``after_epoch`` (a lost attempt's; the next
+    one writes them again from there)."""
+    session.execute(
+        delete(EpochEvaluation).where(
+            EpochEvaluation.run_id == run_id, EpochEvaluation.epoch > after_epoch
+        )
+    )
 
 
 def get(session: Session, *, run_id: int) -> Evaluation:

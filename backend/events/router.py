@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from backend.bounds import Count64, Id, parse_event_id
 from backend.db.session import session_scope
 from backend.errors import InvalidInput
 from backend.events.stream import event_stream
@@ -28,20 +29,21 @@ def _exists(run_id: int) -> None:
     responses={200: {"content": {"text/event-stream": {}}, "description": "SSE events"}},
 )
 async def stream_run(
-    run_id: int,
+    run_id: Id,
     _: ReaderUser,
-    after: Annotated[int | None, Query(ge=0, description="Send events after this id")] = None,
+    after: Annotated[Count64 | None, Query(description="Send events after this id")] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
     """Events (metrics, status, train_begin, evaluation, artifact, end), each with an id.
 
     A client that reconnects with Last-Event-ID gets exactly what it missed."""
     start = after or 0
-    if last_event_id:
-        try:
-            start = int(last_event_id)
-        except ValueError as exc:
-            raise InvalidInput("Last-Event-ID must be an event id", field="Last-Event-ID") from exc
+    try:
+        resumed = parse_event_id(last_event_id)
+    except ValueError as exc:
+        raise InvalidInput(f"Last-Event-ID: {exc}", field="Last-Event-ID") from exc
+    if resumed is not None:
+        start = resumed
     await run_in_threadpool(_exists, run_id)
     return StreamingResponse(
         event_stream(run_id, start),

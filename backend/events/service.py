@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import event, func, select
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.orm import Session
 
 from backend.db.upsert import insert_ignore
 from backend.events import bus
 from backend.events.models import RunEvent
+from backend.jsonpolicy import strict
 
 _PENDING = "fitboard.runs_with_new_events"
 _CANCELS = "fitboard.runs_to_cancel"
@@ -23,9 +24,16 @@ def append(
     insert_ignore(
         session,
         RunEvent.__table__,  # type: ignore[arg-type]
-        [{"run_id": run_id, "uid": uid or uuid.uuid4().hex, "kind": kind, "data": data}],
+        [{"run_id": run_id, "uid": uid or uuid.uuid4().hex, "kind": kind, "data": strict(data)}],
     )
     session.info.setdefault(_PENDING, set()).add(run_id)
+
+
+def forget_run(session: Session, *, run_id: int, keep_kinds: tuple[str, ...] = ()) -> None:
+    """Drop a run's events but those of ``keep_kinds`` (a lost attempt's batches and notes)."""
+    session.execute(
+        delete(RunEvent).where(RunEvent.run_id == run_id, RunEvent.kind.not_in(keep_kinds))
+    )
 
 
 def announce_cancel(session: Session, *, run_id: int) -> None:

@@ -7,6 +7,7 @@ from fastapi.responses import StreamingResponse
 
 from backend.api.deps import SessionDep
 from backend.api.errors import error_responses
+from backend.bounds import Id
 from backend.exports import service as exports
 from backend.runs import service as runs
 from backend.runs.filters import RunFiltersDep, RunSortDep
@@ -23,7 +24,8 @@ _POINTS_CSV = {
     200: {
         "description": "Header key,step,epoch,value,wall_time; then one row per point. epoch is "
         "1-based (empty for a batch point when steps per epoch is unknown); an empty value is "
-        "NaN; +-1e300 stands for +-infinity.",
+        "NaN; +-1e300 stands for +-infinity. A text cell starting with = + - @, a tab or a CR "
+        "is prefixed with ' so spreadsheets do not run it as a formula.",
         "content": {"text/csv": {"schema": {"type": "string"}}},
     },
     **error_responses(401, 404),
@@ -38,7 +40,8 @@ _POINTS_JSON = {
 _RUNS_CSV = {
     200: {
         "description": "Every matching run (all pages), one row each, in the list's order; "
-        "final metrics as metric:<key> columns; tags joined by ';'.",
+        "final metrics as metric:<key> columns; tags joined by ';'. A text cell starting with "
+        "= + - @, a tab or a CR is prefixed with ' (no formulas in spreadsheets).",
         "content": {"text/csv": {"schema": {"type": "string"}}},
     },
     **error_responses(401, 422),
@@ -50,7 +53,7 @@ _RUNS_CSV = {
     response_class=StreamingResponse,
     responses=_POINTS_CSV,  # type: ignore[arg-type]
 )
-def export_metrics_csv(run_id: int, session: SessionDep, _: ReaderUser) -> StreamingResponse:
+def export_metrics_csv(run_id: Id, session: SessionDep, _: ReaderUser) -> StreamingResponse:
     """Every stored metric point of a run as CSV, streamed."""
     runs.get(session, run_id)
     return StreamingResponse(
@@ -65,7 +68,7 @@ def export_metrics_csv(run_id: int, session: SessionDep, _: ReaderUser) -> Strea
     response_class=StreamingResponse,
     responses=_POINTS_JSON,  # type: ignore[arg-type]
 )
-def export_metrics_json(run_id: int, session: SessionDep, _: ReaderUser) -> StreamingResponse:
+def export_metrics_json(run_id: Id, session: SessionDep, _: ReaderUser) -> StreamingResponse:
     """Every stored metric point of a run as one JSON document, streamed (NaN as null)."""
     runs.get(session, run_id)
     return StreamingResponse(

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from backend import jsonpolicy
 from backend.db.session import session_scope
 from backend.events.models import RunEvent
 from backend.metrics import service as metrics
@@ -84,9 +85,21 @@ def iter_points(run_id: int, *, url: str | None = None) -> Iterator[dict[str, An
             }
 
 
+# a text cell starting with one of these is a formula to a spreadsheet (CSV injection)
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value: Any) -> Any:
+    """A text cell a spreadsheet will not run: one starting like a formula gets a leading
+    apostrophe (OWASP's advice); numbers are written as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
 def _csv_line(values: Sequence[Any]) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(values)
+    csv.writer(buffer, lineterminator="\n").writerow([csv_text(v) for v in values])
     return buffer.getvalue()
 
 
@@ -112,7 +125,7 @@ def points_json(run_id: int) -> Iterator[str]:
     first = True
     parts: list[str] = []
     for point in iter_points(run_id):
-        parts.append(("" if first else ",") + json.dumps(point, separators=(",", ":")))
+        parts.append(("" if first else ",") + jsonpolicy.dumps(point))
         first = False
         if len(parts) >= CHUNK:
             yield "".join(parts)

@@ -6,9 +6,11 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, status
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.api.deps import SessionDep
 from backend.api.errors import error_responses
+from backend.bounds import MAX_INT32, Id
 from backend.errors import InvalidInput
 from backend.events import service as events
 from backend.external import service as external
@@ -61,9 +63,10 @@ def create_external_run(body: ExternalRunCreate, session: SessionDep, user: Memb
 
 @router.post("/runs/{run_id}/points", response_model=PointsAccepted, responses=_POST_ERRORS)
 def post_points(
-    run_id: int, body: PointsIn, session: SessionDep, user: MemberUser
+    run_id: Id, body: PointsIn, session: SessionDep, user: MemberUser
 ) -> PointsAccepted:
-    """Append metric points to a running external run (idempotent per uid and key/step).
+    """Append metric points (and timeline events) to a running external run (idempotent per
+    uid and key/step).
 
     Each post is also the run's heartbeat; the answer says whether a cancel was requested."""
     cancel = external.record_points(
@@ -73,6 +76,7 @@ def post_points(
         points=external.to_points(p.model_dump() for p in body.points),
         uid=body.uid,
         train_begin=body.train_begin.model_dump() if body.train_begin else None,
+        batch_events=[(e.kind, e.data, e.uid) for e in body.events],
     )
     session.commit()
     return PointsAccepted(run_id=run_id, points=len(body.points), cancel_requested=cancel)
@@ -84,7 +88,7 @@ def post_points(
     response_model=None,
     responses={201: {"description": "Stored; read it with GET"}, **_POST_ERRORS},
 )
-def post_evaluation(run_id: int, body: EvaluationIn, session: SessionDep, user: MemberUser) -> None:
+def post_evaluation(run_id: Id, body: EvaluationIn, session: SessionDep, user: MemberUser) -> None:
     """Store an external run's confusion matrix (and report, computed when omitted)."""
     external.save_evaluation(
         session,
@@ -100,7 +104,7 @@ def post_evaluation(run_id: int, body: EvaluationIn, session: SessionDep, user: 
 
 @router.post("/runs/{run_id}/finish", response_model=RunOut, responses=_POST_ERRORS)
 def finish_external_run(
-    run_id: int, body: FinishIn, session: SessionDep, user: MemberUser
+    run_id: Id, body: FinishIn, session: SessionDep, user: MemberUser
 ) -> RunOut:
     """Mark an external run succeeded, failed (with a reason) or cancelled."""
     run = external.finish(
@@ -128,7 +132,10 @@ async def remote_monitor_logs(
     if content_type.startswith("application/json"):
         text = (await request.body()).decode("utf-8", errors="replace")
     else:
-        form = await request.form()
+        try:
+            form = await request.form()
+        except StarletteHTTPException as exc:  # a malformed multipart body
+            raise InvalidInput(f"malformed form body: {exc.detail}", field=field) from None
         value = form.get(field)
         if not isinstance(value, str):
             raise InvalidInput(
@@ -164,7 +171,9 @@ async def remote_monitor_logs(
                 "application/json": {
                     "schema": {
                         "type": "object",
-                        "properties": {"epoch": {"type": "integer", "minimum": 0}},
+                        "properties": {
+                            "epoch": {"type": "integer", "minimum": 0, "maximum": MAX_INT32}
+                        },
                         "required": ["epoch"],
                         "additionalProperties": {"type": ["number", "null"]},
                     }
@@ -180,7 +189,11 @@ def remote_monitor(
     logs: Annotated[dict[str, Any], Depends(remote_monitor_logs)],
     epochs: Annotated[
         int | None,
-        Query(ge=1, description="The fit's epochs: the run succeeds when the last one arrives"),
+        Query(
+            ge=1,
+            le=MAX_INT32,
+            description="The fit's epochs: the run succeeds when the last one arrives",
+        ),
     ] = None,
 ) -> RemoteMonitorAccepted:
     """Endpoint for keras.callbacks.RemoteMonitor: each named stream becomes a run.

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from backend.bounds import Count64
+from backend.jsonpolicy import MAX_WALL_TIME, BoundedJson, FreeJson
+
 MAX_POINTS_PER_POST = 20_000
+MAX_EVENTS_PER_POST = 1000
+# kinds the API writes itself (a run's status, its evaluation, ...): a script may not post them
+RESERVED_EVENT_KINDS = frozenset(
+    {
+        "status",
+        "metrics",
+        "evaluation",
+        "epoch_evaluation",
+        "artifact",
+        "checkpoint",
+        "resumed",
+        "train_begin",
+    }
+)
 
 
 class ExternalRunCreate(BaseModel):
@@ -20,10 +37,10 @@ class ExternalRunCreate(BaseModel):
     )
 
     name: str = Field(min_length=1, max_length=200)
-    spec: dict[str, Any] | None = Field(
+    spec: FreeJson | None = Field(
         default=None, description="Stored as the run's spec (any JSON object)."
     )
-    params: dict[str, Any] | None = Field(
+    params: FreeJson | None = Field(
         default=None, description="Hyperparameters; stored as the spec when no spec is given."
     )
     dataset: str | None = Field(default=None, max_length=100, description="Dataset name.")
@@ -40,21 +57,46 @@ class PointIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     key: str = Field(min_length=1, max_length=190, pattern=r"^[A-Za-z0-9_./@:+-]+$")
-    step: int = Field(ge=0, description="Epoch points: the epoch number from 1; batch: global.")
+    step: Count64 = Field(description="Epoch points: the epoch number from 1; batch: global.")
     value: float | None = Field(description="null for NaN; +-1e300 stands for +-infinity.")
     kind: Literal["epoch", "batch"] | None = Field(
         default=None, description="'batch' stores the key under 'batch/' (as the worker does)."
     )
-    wall_time: float | None = Field(default=None, description="Unix time; now when omitted.")
+    wall_time: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_WALL_TIME,
+        allow_inf_nan=False,
+        description="Unix time in seconds (finite); now when omitted.",
+    )
 
 
 class TrainBegin(BaseModel):
     """What a progress bar needs: the same fields as a worker's train_begin event."""
 
-    epochs: int | None = Field(default=None, ge=0)
-    steps_per_epoch: int | None = Field(default=None, ge=0)
-    batch_size: int | None = Field(default=None, ge=0)
-    train_samples: int | None = Field(default=None, ge=0)
+    epochs: Count64 | None = None
+    steps_per_epoch: Count64 | None = None
+    batch_size: Count64 | None = None
+    train_samples: Count64 | None = None
+
+
+class EventIn(BaseModel):
+    """A note on the run's timeline (what the worker's flusher sends beside its points)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")
+    data: BoundedJson
+    uid: str = Field(
+        min_length=1, max_length=60, description="The sender's id: resending it is a no-op."
+    )
+
+    @model_validator(mode="after")
+    def _not_reserved(self) -> EventIn:
+        if self.kind in RESERVED_EVENT_KINDS:
+            hint = " (send it as train_begin)" if self.kind == "train_begin" else ""
+            raise ValueError(f"event kind {self.kind!r} is written by the API itself{hint}")
+        return self
 
 
 class PointsIn(BaseModel):
@@ -80,6 +122,11 @@ class PointsIn(BaseModel):
     )
     points: list[PointIn] = Field(default_factory=list, max_length=MAX_POINTS_PER_POST)
     train_begin: TrainBegin | None = None
+    events: list[EventIn] = Field(
+        default_factory=list,
+        max_length=MAX_EVENTS_PER_POST,
+        description="Timeline events stored with the points (idempotent by their own uid).",
+    )
 
 
 class PointsAccepted(BaseModel):
@@ -93,10 +140,10 @@ class EvaluationIn(BaseModel):
 
     split: str = Field(default="test", min_length=1, max_length=32)
     class_names: list[str] = Field(min_length=1, max_length=1000)
-    confusion_matrix: list[list[int]] = Field(
+    confusion_matrix: list[list[Count64]] = Field(
         description="Rows are true classes, columns predicted, in class_names order."
     )
-    report: dict[str, Any] | None = Field(
+    report: FreeJson | None = Field(
         default=None,
         description="scikit-learn's classification_report(output_dict=True); computed from the "
         "matrix when omitted.",

@@ -17,16 +17,19 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from backend.bounds import MAX_INT32
+from backend.client.evaluation import classification_report
 from backend.db.base import utcnow
 from backend.errors import Conflict, InvalidInput
 from backend.evaluation import service as evaluations
 from backend.events import service as events
+from backend.health import counters
 from backend.metrics import service as metrics
 from backend.metrics.service import Point
 from backend.runs import service as runs
 from backend.runs.models import Run, RunSource, RunStatus, RunTag
-from backend.users.deps import ensure_can_modify
 from backend.users.models import User
+from backend.users.service import ensure_can_modify
 
 log = logging.getLogger(__name__)
 
@@ -129,15 +132,21 @@ def record_points(
     points: list[Point],
     uid: str | None = None,
     train_begin: Mapping[str, Any] | None = None,
+    batch_events: Iterable[tuple[str, Mapping[str, Any], str]] = (),
 ) -> bool:
-    """Store points (idempotent per uid and per run/key/step); returns whether cancel was asked."""
+    """Store points and events as (kind, data, uid) (idempotent per uid and per run/key/step);
+    returns whether cancel was asked."""
     run = writable(session, user=user, run_id=run_id)
     if train_begin is not None:
         events.append(
             session, run_id=run_id, kind="train_begin", data=dict(train_begin), uid="train_begin"
         )
+    for kind, data, event_uid in batch_events:
+        # the sender's uids live apart from those the API gives its own events
+        events.append(session, run_id=run_id, kind=kind, data=dict(data), uid=f"ext-{event_uid}")
     if points:
         metrics.record(session, run_id=run_id, points=points, uid=f"ext-{uid or uuid.uuid4().hex}")
+        counters.POINTS_INGESTED.inc(len(points))
     _heartbeat(session, run_id)
     return run.cancel_requested_at is not None
 
@@ -159,7 +168,9 @@ def save_evaluation(
         split=split,
         class_names=class_names,
         confusion_matrix=confusion_matrix,
-        report=report if report is not None else report_from_matrix(confusion_matrix, class_names),
+        report=report
+        if report is not None
+        else classification_report(confusion_matrix, class_names),
     )
     _heartbeat(session, run_id)
 
@@ -185,36 +196,6 @@ def finish(
     return run
 
 
-def report_from_matrix(matrix: list[list[int]], class_names: list[str]) -> dict[str, Any]:
-    """scikit-learn's classification_report(output_dict=True, zero_division=0), from counts."""
-    n = len(class_names)
-    support = [sum(matrix[i]) for i in range(n)]
-    predicted = [sum(matrix[i][j] for i in range(n)) for j in range(n)]
-    total = sum(support)
-    report: dict[str, Any] = {}
-    rows = []
-    for i, name in enumerate(class_names):
-        tp = matrix[i][i]
-        precision = tp / predicted[i] if predicted[i] else 0.0
-        recall = tp / support[i] if support[i] else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        row = {"precision": precision, "recall": recall, "f1-score": f1, "support": support[i]}
-        report[name] = row
-        rows.append(row)
-    report["accuracy"] = sum(matrix[i][i] for i in range(n)) / total if total else 0.0
-    for label, weights in (("macro avg", [1.0] * n), ("weighted avg", [float(s) for s in support])):
-        weight_sum = sum(weights)
-        report[label] = {
-            metric: (
-                sum(w * r[metric] for w, r in zip(weights, rows, strict=True)) / weight_sum
-                if weight_sum
-                else 0.0
-            )
-            for metric in ("precision", "recall", "f1-score")
-        } | {"support": total}
-    return report
-
-
 # --- keras.callbacks.RemoteMonitor ---------------------------------------------------------------
 
 
@@ -225,7 +206,10 @@ def _epoch_points(logs: Mapping[str, Any], step: int, wall: float) -> list[Point
             continue
         if isinstance(value, bool) or not isinstance(value, int | float):
             continue  # RemoteMonitor sends what logs hold; only numbers are metrics
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer too large for a float: as +-infinity
+            number = math.inf if value > 0 else -math.inf
         out.append(
             {
                 "key": key,
@@ -276,8 +260,14 @@ def remote_monitor_epoch(
     With ``epochs`` (the fit's total) the run succeeds once the last epoch arrives.
     """
     raw_epoch = logs.get("epoch")
-    if isinstance(raw_epoch, bool) or not isinstance(raw_epoch, int | float) or raw_epoch < 0:
-        raise InvalidInput("the posted logs need 'epoch', a number from 0", field="epoch")
+    if (
+        isinstance(raw_epoch, bool)
+        or not isinstance(raw_epoch, int | float)
+        or not 0 <= raw_epoch <= MAX_INT32  # NaN fails both comparisons
+    ):
+        raise InvalidInput(
+            f"the posted logs need 'epoch', a number from 0 to {MAX_INT32}", field="epoch"
+        )
     epoch = int(raw_epoch)
     name = name.strip()[:200]
     if not name:

@@ -55,22 +55,32 @@ class MetricRollup(Base):
     high: Mapped[float | None] = mapped_column(Float)
 
 
+FORGET_CHUNK = 200
+
+
+def forget_run(session: Session, *, run_id: int) -> None:
+    session.execute(delete(MetricRollup).where(MetricRollup.run_id == run_id))
+
+
 def forget_from(session: Session, *, run_id: int, rows: Sequence[dict[str, Any]]) -> None:
     """Drop stored buckets at or after each key's first written step (normally none exist)."""
     first: dict[str, int] = {}
     for row in rows:
         first[row["key"]] = min(row["step"], first.get(row["key"], row["step"]))
-    session.execute(
-        delete(MetricRollup).where(
-            MetricRollup.run_id == run_id,
-            or_(
-                *(
-                    and_(MetricRollup.key == key, MetricRollup.bucket >= step // ROLLUP_WIDTH)
-                    for key, step in first.items()
-                )
-            ),
+    items = list(first.items())
+    # a few hundred conditions per statement: SQLite refuses expression trees 1,000 deep
+    for start in range(0, len(items), FORGET_CHUNK):
+        session.execute(
+            delete(MetricRollup).where(
+                MetricRollup.run_id == run_id,
+                or_(
+                    *(
+                        and_(MetricRollup.key == key, MetricRollup.bucket >= step // ROLLUP_WIDTH)
+                        for key, step in items[start : start + FORGET_CHUNK]
+                    )
+                ),
+            )
         )
-    )
 
 
 def _aggregate(session: Session, where: list[Any]) -> list[Any]:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from backend.api.deps import SessionDep
+from backend.bounds import Count64, Id
 from backend.events import service as events
 from backend.metrics import service as metrics
 from backend.runs import service as runs
@@ -34,13 +35,13 @@ class MetricsOut(BaseModel):
 
 @router.get("/metrics", response_model=MetricsOut, response_model_exclude_none=True)
 def get_metrics(
-    run_id: int,
+    run_id: Id,
     session: SessionDep,
     _: ReaderUser,
     keys: Annotated[str | None, Query(description="Comma-separated; all keys when omitted")] = None,
     max_points: Annotated[int, Query(ge=10, le=100_000)] = 2000,
-    min_step: int | None = None,
-    max_step: int | None = None,
+    min_step: Count64 | None = None,
+    max_step: Count64 | None = None,
 ) -> dict[str, Any]:
     """Series per key. last_event_id: open the live stream after it to continue from here."""
     runs.get(session, run_id)

@@ -6,16 +6,18 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any, TypedDict
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, and_, delete, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from backend.db.upsert import insert_ignore, upsert
+from backend.errors import InvalidInput
 from backend.events import service as events
+from backend.jsonpolicy import INF_STANDIN
 from backend.metrics import rollups
 from backend.metrics.models import LatestMetric, MetricPoint
 
-# +-inf is stored as +-1e300: SQL and JSON hold it, and sums over buckets cannot overflow
-INF_STANDIN = 1e300
+# +-inf is stored as +-1e300 (jsonpolicy.INF_STANDIN): SQL and JSON hold it, and sums over
+# buckets cannot overflow
 
 
 class Point(TypedDict):
@@ -39,6 +41,8 @@ def record(session: Session, *, run_id: int, points: Sequence[Point], uid: str) 
     """Store a batch of points and one live event for it; retrying the same uid is a no-op."""
     if not points:
         return
+    if not all(math.isfinite(float(p["wall_time"])) for p in points):
+        raise InvalidInput("wall_time: must be a finite number", field="wall_time")
     rows: list[dict[str, Any]] = [
         {
             "run_id": run_id,
@@ -65,6 +69,67 @@ def record(session: Session, *, run_id: int, points: Sequence[Point], uid: str) 
     )
     data = {"points": [[r["key"], r["step"], r["value"], r["wall_time"]] for r in rows]}
     events.append(session, run_id=run_id, kind="metrics", data=data, uid=uid)
+
+
+def forget_run(session: Session, *, run_id: int) -> None:
+    """Drop every point of a run (its rollups and latest values too): a lost attempt's curves,
+    which the next attempt writes again from its start."""
+    session.execute(delete(MetricPoint).where(MetricPoint.run_id == run_id))
+    session.execute(delete(LatestMetric).where(LatestMetric.run_id == run_id))
+    rollups.forget_run(session, run_id=run_id)
+
+
+def forget_after(session: Session, *, run_id: int, epoch: int, batch_step: int) -> None:
+    """Keep a run's points up to a checkpoint and drop the rest: ``batch/*`` up to
+    ``batch_step``, the epoch series up to ``epoch``, no ``sys/*`` (their steps are seconds of
+    one training process). The latest values are those of what is kept."""
+    point = MetricPoint
+    is_batch, is_sys = point.key.startswith("batch/"), point.key.startswith("sys/")
+    session.execute(
+        delete(point).where(
+            point.run_id == run_id,
+            or_(
+                is_sys,
+                and_(is_batch, point.step > batch_step),
+                and_(~is_batch, ~is_sys, point.step > epoch),
+            ),
+        )
+    )
+    session.execute(delete(LatestMetric).where(LatestMetric.run_id == run_id))
+    rollups.forget_run(session, run_id=run_id)
+    last = (
+        select(point.key, func.max(point.step).label("step"))
+        .where(point.run_id == run_id)
+        .group_by(point.key)
+        .subquery()
+    )
+    rows = session.execute(
+        select(point.key, point.step, point.value)
+        .join(last, and_(point.key == last.c.key, point.step == last.c.step))
+        .where(point.run_id == run_id)
+    ).all()
+    if rows:
+        session.execute(
+            LatestMetric.__table__.insert(),  # type: ignore[attr-defined]
+            [{"run_id": run_id, "key": r.key, "step": r.step, "value": r.value} for r in rows],
+        )
+
+
+def copy_until(
+    session: Session, *, source_id: int, run_id: int, epoch: int, batch_step: int
+) -> None:
+    """A fork's curves start with its source's up to the checkpoint it starts from: copy the
+    source's points there (as :func:`forget_after` keeps them) into the run."""
+    columns = (MetricPoint.key, MetricPoint.step, MetricPoint.value, MetricPoint.wall_time)
+    copied = select(literal(run_id, BigInteger).label("run_id"), *columns).where(
+        MetricPoint.run_id == source_id, ~MetricPoint.key.startswith("sys/")
+    )
+    session.execute(
+        MetricPoint.__table__.insert().from_select(  # type: ignore[attr-defined]
+            ["run_id", "key", "step", "value", "wall_time"], copied
+        )
+    )
+    forget_after(session, run_id=run_id, epoch=epoch, batch_step=batch_step)
 
 
 def latest(session: Session, *, run_ids: Iterable[int]) -> dict[int, dict[str, float | None]]:

@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from backend.api.deps import SessionDep
+from backend.bounds import Id, Offset64, parse_event_id
 from backend.db.session import session_scope
 from backend.errors import InvalidInput
 from backend.runlogs import service as runlogs
@@ -20,14 +21,14 @@ from backend.users.deps import ReaderUser
 router = APIRouter(prefix="/runs/{run_id}/log", tags=["log"])
 
 OffsetQuery = Annotated[
-    int,
+    Offset64,
     Query(description="Byte offset; negative counts back from the end (-65536: the last 64 KiB)"),
 ]
 
 
 @router.get("", response_model=LogChunkOut)
 def read_log(
-    run_id: int,
+    run_id: Id,
     session: SessionDep,
     _: ReaderUser,
     offset: OffsetQuery = 0,
@@ -54,7 +55,7 @@ def _start_offset(run_id: int, offset: int) -> int:
     responses={200: {"content": {"text/event-stream": {}}, "description": "SSE log events"}},
 )
 async def stream_log(
-    run_id: int,
+    run_id: Id,
     _: ReaderUser,
     offset: OffsetQuery = 0,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
@@ -62,10 +63,12 @@ async def stream_log(
     """`log` events ({"text"}, id = byte offset after it) while the run trains, then `end`.
 
     A client that reconnects with Last-Event-ID continues from that byte."""
-    if last_event_id:
-        offset = int(last_event_id) if last_event_id.isdigit() else -1
-        if offset < 0:
-            raise InvalidInput("Last-Event-ID must be a byte offset", field="Last-Event-ID")
+    try:
+        resumed = parse_event_id(last_event_id)
+    except ValueError as exc:
+        raise InvalidInput(f"Last-Event-ID: {exc}", field="Last-Event-ID") from exc
+    if resumed is not None:
+        offset = resumed
     start = await run_in_threadpool(_start_offset, run_id, offset)
     return StreamingResponse(
         log_stream(run_id, start),

@@ -84,3 +84,28 @@ def read_chunk(*, run_id: int, offset: int = 0, limit: int = DEFAULT_LIMIT) -> L
         text=data[:end].decode("utf-8", "replace"),
         size=size,
     )
+
+
+def size(run_id: int) -> int:
+    try:
+        return log_path(run_id).stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def append(*, run_id: int, offset: int, data: bytes) -> int:
+    """Write a worker's log bytes at ``offset`` (idempotent: bytes already there are skipped);
+    returns the log's size after. A gap (offset past the end) is refused, naming the end."""
+    path = log_path(run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("ab") as f:
+        end = f.tell()
+        if offset > end:
+            raise InvalidInput(
+                f"offset {offset} is past the end of the log ({end} bytes): send from {end}",
+                field="offset",
+            )
+        skip = end - offset
+        if skip < len(data):
+            f.write(data[skip:])
+        return f.tell()

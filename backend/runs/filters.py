@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
+from backend.bounds import Id
 from backend.runs import query
 
 
@@ -28,7 +29,7 @@ def run_filters(
     created_before: Annotated[
         str | None, Query(description="ISO date or datetime, exclusive (a date is UTC midnight)")
     ] = None,
-    sweep: Annotated[int | None, Query(description="Only the trials of this sweep")] = None,
+    sweep: Annotated[Id | None, Query(description="Only the trials of this sweep")] = None,
 ) -> query.RunFilters:
     """Also ``param.<spec path>=<value>`` (repeatable, e.g. ``param.fit.batch_size=64``)."""
     return query.parse_filters(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Any
 
@@ -24,34 +23,13 @@ from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import Mapped, Mapper, mapped_column, relationship
 
 from backend.db.base import Base, BigIntId, utcnow
+from backend.runs.status import FINISHED_STATUSES as FINISHED_STATUSES
+from backend.runs.status import RunSource as RunSource
+from backend.runs.status import RunStatus as RunStatus
 
 TAG_MAX_CHARS = 50
 MAX_TAGS = 20
 NOTES_MAX_CHARS = 10_000
-
-
-class RunStatus(enum.StrEnum):
-    queued = "queued"
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    cancelled = "cancelled"
-    # a sweep trial stopped early by the sweep's pruner (median stopping, successive halving)
-    pruned = "pruned"
-
-    @property
-    def finished(self) -> bool:
-        return self in FINISHED_STATUSES
-
-
-FINISHED_STATUSES = frozenset(
-    {RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled, RunStatus.pruned}
-)
-
-
-class RunSource(enum.StrEnum):
-    worker = "worker"  # queued here, trained by a Fitboard worker
-    external = "external"  # a script elsewhere streams into it (FitboardCallback, RemoteMonitor)
 
 
 def dataset_of(spec: dict[str, Any] | None) -> str | None:
@@ -74,6 +52,7 @@ class Run(Base):
             "status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled', 'pruned')",
             name="status_valid",
         ),
+        CheckConstraint("priority IN ('low', 'normal', 'high')", name="priority_valid"),
         Index("ix_runs_status_id", "status", "id"),
         # the default page: newest first (and the before_id keyset cursor)
         Index("ix_runs_created_at_id", "created_at", "id"),
@@ -81,6 +60,8 @@ class Run(Base):
         Index("ix_runs_preset", "preset"),
         Index("ix_runs_launched_by_id_id", "launched_by_id", "id"),
         Index("ix_runs_sweep_id_id", "sweep_id", "id"),
+        # SQLite: never hand a deleted run's id to a new one (migration 0005)
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
@@ -95,6 +76,13 @@ class Run(Base):
     heartbeat_at: Mapped[datetime | None]
     cancel_requested_at: Mapped[datetime | None]
     worker_host: Mapped[str | None] = mapped_column(String(255))
+    # which try this is: a run whose worker or training process died goes back to the queue as
+    # the next attempt (up to spec.max_restarts); a stale attempt's writes are refused
+    attempt: Mapped[int] = mapped_column(default=1, server_default="1")
+    # the broker queue its message went to: housekeeping accounts for a queue's runs only
+    queue: Mapped[str | None] = mapped_column(String(200))
+    # the worker token whose worker claimed this attempt (None: a worker on the database)
+    worker_token_id: Mapped[int | None] = mapped_column(BigIntId)
     failure_reason: Mapped[str | None] = mapped_column(Text)
     failure_traceback: Mapped[str | None] = mapped_column(Text)
     model_summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
@@ -113,6 +101,10 @@ class Run(Base):
     )
     trial_number: Mapped[int | None]
     trial_params: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # the queue's order (backend.runqueue): priority first, then fair share between launchers,
+    # then age; an admin's "move to top" puts a run before all the others (latest move first)
+    priority: Mapped[str] = mapped_column(String(8), default="normal", server_default="normal")
+    moved_to_top_at: Mapped[datetime | None]
 
     tag_rows: Mapped[list[RunTag]] = relationship(
         back_populates="run",

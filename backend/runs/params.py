@@ -58,6 +58,22 @@ def flatten(spec: Mapping[str, Any] | None) -> dict[str, tuple[float | None, str
     return out
 
 
+def value_at(spec: Mapping[str, Any] | None, path: str) -> bool | int | float | str | None:
+    """The scalar a spec holds at a dotted path (list positions as numbers); None when the
+    path is missing or leads to a list or an object."""
+    node: Any = spec or {}
+    for part in path.split("."):
+        if isinstance(node, Mapping):
+            node = node.get(part)
+        elif isinstance(node, list | tuple) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    if isinstance(node, float) and not math.isfinite(node):
+        return None
+    return node if isinstance(node, bool | int | float | str) else None
+
+
 def rows_for(run_id: int, spec: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """run_params rows for one run, ready for a bulk insert."""
     return [

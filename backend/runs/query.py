@@ -385,3 +385,44 @@ def facets(session: Session, *, limit: int = 200) -> dict[str, list[tuple[str, i
         "tags": counted(RunTag.tag, RunTag),
         "launchers": counted(User.username, Run.__table__.join(User.__table__)),
     }
+
+
+def parse_param_paths(text: str | None, *, field: str, limit: int) -> tuple[str, ...]:
+    """A comma list of spec paths (fit.batch_size,compile.optimizer.learning_rate)."""
+    paths = tuple(dict.fromkeys(p.strip() for p in (text or "").split(",") if p.strip()))
+    if len(paths) > limit:
+        raise InvalidInput(f"{field}: at most {limit} spec paths", field=field)
+    for path in paths:
+        if len(path) > 200 or not _PARAM_PATH.fullmatch(path):
+            raise InvalidInput(
+                f"{field}: {path[:200]!r} is not a spec path like fit.batch_size", field=field
+            )
+    return paths
+
+
+def column_keys(session: Session, *, recent: int = 500, limit: int = 1000) -> dict[str, list[str]]:
+    """Final metric keys and spec paths of the most recent runs, sorted (per-batch and system
+    series are curves, not results). Recent runs only: it costs the same at 100,000 runs."""
+    latest = select(Run.id).order_by(Run.id.desc()).limit(recent).scalar_subquery()
+    metric_keys = (
+        select(LatestMetric.key)
+        .where(
+            LatestMetric.run_id.in_(latest),
+            ~LatestMetric.key.startswith("batch/"),
+            ~LatestMetric.key.startswith("sys/"),
+        )
+        .distinct()
+        .order_by(LatestMetric.key)
+        .limit(limit)
+    )
+    param_keys = (
+        select(RunParam.key)
+        .where(RunParam.run_id.in_(latest))
+        .distinct()
+        .order_by(RunParam.key)
+        .limit(limit)
+    )
+    return {
+        "metrics": list(session.scalars(metric_keys)),
+        "params": list(session.scalars(param_keys)),
+    }

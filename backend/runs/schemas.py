@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -14,6 +15,10 @@ from pydantic import (
     model_validator,
 )
 
+from backend.jsonpolicy import FreeJson, strict
+from backend.notify.schemas import NotifyRequest
+from backend.runqueue.schemas import Priority
+from backend.runs import params as run_params
 from backend.runs.models import MAX_TAGS, NOTES_MAX_CHARS, TAG_MAX_CHARS, Run, dataset_of
 from backend.spec import ExperimentSpec
 
@@ -35,9 +40,18 @@ class RunCreate(BaseModel):
     )
 
     name: str = Field(min_length=1, max_length=200)
-    spec: dict[str, Any] | None = Field(default=None, description="A full ExperimentSpec.")
+    spec: FreeJson | None = Field(default=None, description="A full ExperimentSpec.")
     preset: str | None = Field(default=None, description="Name from GET /api/v1/presets.")
-    overrides: dict[str, Any] | None = Field(default=None, description="Merged into the spec.")
+    overrides: FreeJson | None = Field(default=None, description="Merged into the spec.")
+    notify: NotifyRequest | None = Field(
+        default=None,
+        description="Tell you when it ends, fails or stalls (instead of your Account defaults).",
+    )
+    priority: Priority = Field(
+        default="normal",
+        description="Its place in the queue: high goes before normal, normal before low "
+        "(GET /api/v1/queue).",
+    )
 
     @model_validator(mode="after")
     def _spec_or_preset(self) -> RunCreate:
@@ -46,6 +60,60 @@ class RunCreate(BaseModel):
         if not self.name.strip():
             raise ValueError("name must not be blank")
         return self
+
+
+class RunResume(BaseModel):
+    """Resume a finished run from its newest checkpoint, optionally for more epochs."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"epochs": 10}]})
+
+    epochs: int | None = Field(
+        default=None,
+        ge=1,
+        le=10000,
+        description="Raise fit.epochs to this (at least the run's, more than its newest "
+        "checkpoint's epoch); default: the run's fit.epochs.",
+    )
+
+
+class RunFork(BaseModel):
+    """A new run from another's checkpoint, with spec changes."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "lower lr from epoch 3",
+                    "from_epoch": 3,
+                    "overrides": {"compile": {"optimizer": {"learning_rate": 0.0003}}},
+                }
+            ]
+        },
+    )
+
+    name: str = Field(min_length=1, max_length=200)
+    from_epoch: int | None = Field(
+        default=None, ge=1, le=10000, description="The checkpoint's epoch; default: the newest."
+    )
+    overrides: FreeJson | None = Field(
+        default=None,
+        description="Merged into the source's spec (fit, callbacks, learning rate, ...; not "
+        "dataset, model or the rest of compile: the checkpoint holds the model).",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("name must not be blank")
+        return value
+
+
+class ForkLink(BaseModel):
+    run_id: int
+    epoch: int = Field(description="The source's checkpoint epoch the fork starts from.")
+    name: str | None = Field(default=None, description="The other run's name (None if deleted).")
 
 
 class RunSummary(BaseModel):
@@ -65,10 +133,21 @@ class RunSummary(BaseModel):
     tags: list[str]
     final_metrics: dict[str, float | None]
     launched_by: str | None = Field(default=None, description="Username of who launched it.")
+    priority: str = Field(default="normal", description="low | normal | high (the queue's order).")
+    params: dict[str, bool | int | float | str | None] = Field(
+        default_factory=dict,
+        description="The spec's values at the paths asked for with ?with_params= (null where "
+        "a run's spec has none).",
+    )
 
     @classmethod
     def of(
-        cls, run: Run, final_metrics: dict[str, float | None], *, launched_by: str | None = None
+        cls,
+        run: Run,
+        final_metrics: dict[str, float | None],
+        *,
+        launched_by: str | None = None,
+        param_paths: Sequence[str] = (),
     ) -> RunSummary:
         duration = None
         if run.started_at is not None:
@@ -87,8 +166,13 @@ class RunSummary(BaseModel):
             worker_host=run.worker_host,
             source=run.source or "worker",
             tags=run.tags,
-            final_metrics={k: v for k, v in final_metrics.items() if not k.startswith("batch/")},
+            # per-batch and system (sys/*) series are curves, not results
+            final_metrics={
+                k: v for k, v in final_metrics.items() if not k.startswith(("batch/", "sys/"))
+            },
             launched_by=launched_by,
+            priority=run.priority or "normal",
+            params={path: run_params.value_at(run.spec, path) for path in param_paths},
         )
 
 
@@ -100,12 +184,32 @@ class RunOut(RunSummary):
     failure_reason: str | None
     failure_traceback: str | None
     cancel_requested: bool
+    attempt: int = Field(
+        default=1,
+        description="Which try this is: a run whose worker or training process died trains "
+        "again as its next attempt (spec.max_restarts).",
+    )
     model_summary: dict[str, Any] | None
     last_event_id: int
+    waiting: str | None = Field(
+        default=None,
+        description="For a queued run (GET /runs/{id}): why it has not started, when the "
+        "fleet says (no live worker; none offers the GPUs it asks for).",
+    )
     sweep_id: int | None = Field(default=None, description="The sweep this run is a trial of.")
     trial_number: int | None = None
     trial_params: dict[str, Any] | None = Field(
         default=None, description="A trial's values from its sweep's search space."
+    )
+    checkpoints: list[int] = Field(
+        default_factory=list, description="Epochs of the stored checkpoints (resume, fork)."
+    )
+    forked_from: ForkLink | None = Field(
+        default=None, description="The run and checkpoint epoch this fork started from."
+    )
+    forks: list[ForkLink] = Field(default_factory=list, description="Runs forked from this one.")
+    resumable: bool = Field(
+        default=False, description="Whether POST /runs/{id}/resume would take it now."
     )
 
     @classmethod
@@ -116,21 +220,27 @@ class RunOut(RunSummary):
         last_event_id: int,
         *,
         launched_by: str | None = None,
+        lineage: dict[str, Any] | None = None,
     ) -> RunOut:
         summary = RunSummary.of(run, final_metrics, launched_by=launched_by)
         return cls(
             **summary.model_dump(),
             notes=run.notes,
-            # an external run's spec is whatever its script described itself with
-            spec=ExperimentSpec.model_validate(run.spec) if run.source != "external" else run.spec,
+            # an external run's spec is whatever its script described itself with (strict():
+            # a row stored before the size and depth limits still reads as JSON)
+            spec=ExperimentSpec.model_validate(run.spec)
+            if run.source != "external"
+            else strict(run.spec),
             failure_reason=run.failure_reason,
             failure_traceback=run.failure_traceback,
             cancel_requested=run.cancel_requested_at is not None,
+            attempt=run.attempt,
             model_summary=run.model_summary,
             last_event_id=last_event_id,
             sweep_id=run.sweep_id,
             trial_number=run.trial_number,
-            trial_params=run.trial_params,
+            trial_params=strict(run.trial_params),
+            **(lineage or {}),
         )
 
 
@@ -187,6 +297,13 @@ class RunPage(BaseModel):
     )
     offset: int
     limit: int
+
+
+class RunColumns(BaseModel):
+    """What the runs table can show besides its own columns, from the most recent runs."""
+
+    metrics: list[str] = Field(description="Final metric keys (sort key metric:<key>).")
+    params: list[str] = Field(description="Spec paths with a value (sort key param:<path>).")
 
 
 class FacetValue(BaseModel):

@@ -7,18 +7,33 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, select, update
+from sqlalchemy import event, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from backend import dispatch
 from backend.artifacts.store import ArtifactStore, run_prefix
+from backend.broker import GPUS_SUFFIX, queue_for
+from backend.config import get_settings
 from backend.datasets import service as datasets
 from backend.db.base import utcnow
 from backend.db.upsert import upsert
 from backend.errors import Conflict, InvalidInput, NotFound
 from backend.events import service as events
+from backend.notify import outbox as notify_outbox
+from backend.notify import service as notify
+from backend.notify.schemas import NotifyRequest
+from backend.runlogs import service as runlogs
+from backend.runqueue import service as runqueue
+from backend.runs import checkpoints
 from backend.runs import params as run_params  # noqa: F401  (indexes specs on flush)
-from backend.runs.models import Run, RunSearch, RunStatus, RunTag, build_search_text, dataset_of
+from backend.runs.models import (
+    Run,
+    RunSearch,
+    RunSource,
+    RunStatus,
+    RunTag,
+    build_search_text,
+    dataset_of,
+)
 from backend.spec import PRESETS, resolve_spec
 from backend.spec.presets import UnknownPreset
 from backend.sweeps import scheduler as sweep_scheduler
@@ -41,7 +56,14 @@ def status_event(run: Run) -> dict[str, Any]:
         "worker_host": run.worker_host,
         "failure_reason": run.failure_reason,
         "cancel_requested": run.cancel_requested_at is not None,
+        "attempt": run.attempt,
     }
+
+
+def _status_uid(run: Run) -> str:
+    # a later attempt's statuses are new events (a viewer sees it run again)
+    suffix = f"-a{run.attempt}" if run.attempt and run.attempt > 1 else ""
+    return f"status-{run.status}{suffix}"
 
 
 def emit_status(session: Session, run: Run, *, uid: str | None = None) -> None:
@@ -52,7 +74,7 @@ def emit_status(session: Session, run: Run, *, uid: str | None = None) -> None:
         run_id=run.id,
         kind="status",
         data=status_event(run),
-        uid=uid or f"status-{run.status}",
+        uid=uid or _status_uid(run),
     )
 
 
@@ -64,8 +86,11 @@ def submit(
     preset: str | None = None,
     overrides: dict[str, Any] | None = None,
     launched_by_id: int | None = None,
+    notify_request: NotifyRequest | None = None,
+    priority: str = "normal",
 ) -> Run:
-    """Validate, store as queued, and queue it for a worker once the caller commits."""
+    """Validate and store as queued; once the caller commits it is sent to a worker as soon as
+    the fleet has room for it (backend.runqueue)."""
     try:
         resolved = resolve_spec(spec=spec, preset=preset, overrides=overrides)
     except UnknownPreset as exc:
@@ -80,10 +105,21 @@ def submit(
         dataset=dataset_of(spec_json),
         status=RunStatus.queued.value,
         launched_by_id=launched_by_id,
+        priority=priority,
+        queue=queue_for(spec_json, get_settings().queue),
     )
     session.add(run)
     emit_status(session, run)
-    dispatch.dispatch_after_commit(session, run.id)
+    if notify_request is not None and launched_by_id is not None:
+        notify.watch(
+            session,
+            user_id=launched_by_id,
+            run_id=run.id,
+            webhook=notify_request.webhook,
+            browser=notify_request.browser,
+            events=notify_request.on,
+        )
+    runqueue.release_after_commit(session)
     return run
 
 
@@ -124,6 +160,7 @@ def edit(
 
 
 _FILES_TO_DELETE = "fitboard.artifact_prefixes_to_delete"
+_LOGS_TO_DELETE = "fitboard.run_logs_to_delete"
 
 
 def delete(session: Session, *, run_id: int, store: ArtifactStore) -> None:
@@ -135,6 +172,7 @@ def delete(session: Session, *, run_id: int, store: ArtifactStore) -> None:
     session.delete(run)
     session.flush()
     session.info.setdefault(_FILES_TO_DELETE, []).append((store, run_prefix(run_id)))
+    session.info.setdefault(_LOGS_TO_DELETE, []).append(runlogs.log_path(run_id))
     log.info("run %s: deleted", run_id)
 
 
@@ -146,22 +184,17 @@ def _delete_files_after_commit(session: Session) -> None:
             store.delete_prefix(prefix)
         except OSError:
             log.exception("could not remove artifact files under %s", prefix)
+    for path in session.info.pop(_LOGS_TO_DELETE, ()):
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            log.exception("could not remove the training log %s", path)
 
 
 @event.listens_for(Session, "after_rollback")
 def _keep_files_after_rollback(session: Session) -> None:
     session.info.pop(_FILES_TO_DELETE, None)
-
-
-def undispatched(session: Session, *, older_than_s: float) -> list[int]:
-    cutoff = utcnow() - timedelta(seconds=older_than_s)
-    stmt = select(Run.id).where(
-        Run.status == RunStatus.queued.value,
-        Run.dispatched_at.is_(None),
-        Run.created_at < cutoff,
-        Run.sweep_id.is_(None),  # a sweep's trials wait for a slot: sweeps.scheduler sends them
-    )
-    return list(session.scalars(stmt))
+    session.info.pop(_LOGS_TO_DELETE, None)
 
 
 def claim(session: Session, *, run_id: int, worker_host: str) -> bool:
@@ -186,14 +219,97 @@ def claim(session: Session, *, run_id: int, worker_host: str) -> bool:
     return True
 
 
-def heartbeat(session: Session, *, run_id: int) -> bool:
-    """Mark a running run alive; returns whether a cancel was requested."""
-    session.execute(
-        update(Run)
-        .where(Run.id == run_id, Run.status == RunStatus.running.value)
-        .values(heartbeat_at=utcnow())
-    )
+def heartbeat(session: Session, *, run_id: int, attempt: int | None = None) -> bool:
+    """Mark a running run alive; returns whether a cancel was requested.
+
+    With ``attempt``, raises :class:`StaleAttempt` when the run is no longer that attempt's to
+    train (housekeeping gave it to another one, or it ended): the caller stops training."""
+    stmt = update(Run).where(Run.id == run_id, Run.status == RunStatus.running.value)
+    if attempt is not None:
+        stmt = stmt.where(Run.attempt == attempt)
+    result = session.execute(stmt.values(heartbeat_at=utcnow()))
+    if attempt is not None and result.rowcount != 1:  # type: ignore[attr-defined]
+        # ended by its own training process: still this attempt's; queued again: not any more
+        owner = session.scalar(select(Run.attempt).where(Run.id == run_id))
+        if owner != attempt or _status(session, run_id) == RunStatus.queued.value:
+            raise StaleAttempt(run_id, attempt)
     return session.scalar(select(Run.cancel_requested_at).where(Run.id == run_id)) is not None
+
+
+def _status(session: Session, run_id: int) -> str | None:
+    return session.scalar(select(Run.status).where(Run.id == run_id))
+
+
+class StaleAttempt(Exception):
+    """An attempt that no longer owns its run: what it writes is refused."""
+
+    def __init__(self, run_id: int, attempt: int) -> None:
+        super().__init__(f"run {run_id}: attempt {attempt} no longer owns the run")
+        self.run_id = run_id
+        self.attempt = attempt
+
+
+def check_owner(session: Session, *, run_id: int, attempt: int) -> None:
+    """Raise :class:`StaleAttempt` unless ``attempt`` is the run's current, running attempt."""
+    row = session.execute(select(Run.status, Run.attempt).where(Run.id == run_id)).first()
+    if row is None or row.status != RunStatus.running.value or row.attempt != attempt:
+        raise StaleAttempt(run_id, attempt)
+
+
+def can_restart(run: Run) -> bool:
+    """Whether a worker's run that lost its process may train again as its next attempt."""
+    if run.source != RunSource.worker.value or run.cancel_requested_at is not None:
+        return False
+    max_restarts = int((run.spec or {}).get("max_restarts", 3))
+    return run.attempt <= max_restarts
+
+
+def requeue(session: Session, *, run_id: int, attempt: int, reason: str) -> bool:
+    """running -> queued as the next attempt, once per lost attempt; False if it moved on.
+
+    The next attempt resumes from the newest checkpoint (spec.checkpoint) when there is one:
+    the lost attempt's curves and epoch evaluations up to it are kept, the rest (and its other
+    events, but the status history) dropped, so the next one writes them again from there:
+    never duplicated, never mixed. Without a checkpoint it starts over from epoch 0.
+    """
+    result = session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status == RunStatus.running.value, Run.attempt == attempt)
+        .values(
+            status=RunStatus.queued.value,
+            attempt=attempt + 1,
+            heartbeat_at=None,
+            dispatched_at=None,
+            worker_host=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    resume = checkpoints.keep_until(session, run_id=run_id)
+    run = get(session, run_id)
+    session.refresh(run)
+    events.append(
+        session,
+        run_id=run.id,
+        kind="status",
+        data={
+            **status_event(run),
+            "requeued_because": reason,
+            "resume_from": resume.as_dict() if resume is not None else None,
+        },
+        uid=f"requeued-{attempt}",
+    )
+    runqueue.release_after_commit(session)  # back in the queue, where it came from
+    log.warning(
+        "run %s: attempt %s lost (%s); queued again as attempt %s, %s",
+        run_id,
+        attempt,
+        reason,
+        attempt + 1,
+        f"resuming after epoch {resume.epoch}" if resume else "from the start",
+    )
+    return True
 
 
 def cancel_requested(session: Session, *, run_id: int) -> bool:
@@ -218,6 +334,8 @@ def request_cancel(session: Session, *, run_id: int) -> Run:
     session.refresh(run)
     if result.rowcount == 1:  # type: ignore[attr-defined]
         emit_status(session, run)
+        notify_outbox.run_ended(session, run=run)
+        runqueue.release_after_commit(session)  # a message sent for it frees its slot
         if run.sweep_id is not None:  # its slot goes to the sweep's next trial
             sweep_scheduler.trial_finished(session, sweep_id=run.sweep_id)
     else:
@@ -235,12 +353,17 @@ def finish(
     status: RunStatus,
     reason: str | None = None,
     traceback: str | None = None,
+    attempt: int | None = None,
 ) -> bool:
-    """running -> succeeded | failed | cancelled | pruned; False if it had already finished."""
+    """running -> succeeded | failed | cancelled | pruned; False if it had already finished
+    (or, with ``attempt``, if another attempt owns it now)."""
     assert status.finished
+    owned = [Run.id == run_id, Run.status == RunStatus.running.value]
+    if attempt is not None:
+        owned.append(Run.attempt == attempt)
     result = session.execute(
         update(Run)
-        .where(Run.id == run_id, Run.status == RunStatus.running.value)
+        .where(*owned)
         .values(
             status=status.value,
             finished_at=utcnow(),
@@ -254,6 +377,10 @@ def finish(
     run = get(session, run_id)
     session.refresh(run)
     emit_status(session, run)
+    notify_outbox.run_ended(
+        session, run=run
+    )  # the outbox row commits with the end, or neither does
+    runqueue.release_after_commit(session)  # its worker has room for the next run
     if run.sweep_id is not None:  # its slot goes to the sweep's next trial
         sweep_scheduler.trial_finished(session, sweep_id=run.sweep_id)
     return True
@@ -263,7 +390,39 @@ def set_model_summary(session: Session, *, run_id: int, summary: dict[str, Any])
     session.execute(update(Run).where(Run.id == run_id).values(model_summary=summary))
 
 
-def stale_running(session: Session, *, timeout_s: float) -> list[int]:
+def stale_running(
+    session: Session, *, timeout_s: float, source: RunSource | None = None
+) -> list[int]:
     cutoff = utcnow() - timedelta(seconds=timeout_s)
     stmt = select(Run.id).where(Run.status == RunStatus.running.value, Run.heartbeat_at < cutoff)
+    if source is not None:
+        stmt = stmt.where(Run.source == source.value)
+    return list(session.scalars(stmt))
+
+
+def queued_summary(session: Session) -> dict[str, Any]:
+    """How many runs wait in the queue, and for how long the oldest has (seconds)."""
+    count, oldest = session.execute(
+        select(func.count(Run.id), func.min(Run.created_at)).where(
+            Run.status == RunStatus.queued.value
+        )
+    ).one()
+    oldest_s = None
+    if oldest is not None:
+        if oldest.tzinfo is None:  # SQLite hands back naive UTC
+            oldest = oldest.replace(tzinfo=utcnow().tzinfo)
+        oldest_s = round((utcnow() - oldest).total_seconds(), 1)
+    return {"count": int(count), "oldest_s": oldest_s}
+
+
+def queued_dispatched_before(session: Session, *, older_than_s: float, queue: str) -> list[int]:
+    """Queued runs sent to ``queue`` (or its GPU queues) more than ``older_than_s`` ago (sweep
+    trials too)."""
+    cutoff = utcnow() - timedelta(seconds=older_than_s)
+    stmt = select(Run.id).where(
+        Run.status == RunStatus.queued.value,
+        Run.dispatched_at.is_not(None),
+        Run.dispatched_at < cutoff,
+        or_(Run.queue == queue, Run.queue.startswith(queue + GPUS_SUFFIX, autoescape=True)),
+    )
     return list(session.scalars(stmt))

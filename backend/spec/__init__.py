@@ -5,6 +5,7 @@ Pure: imports neither the database nor Keras.
 
 from backend.spec.model import (
     CallbackSpec,
+    CheckpointSpec,
     CompileSpec,
     DatasetSpec,
     EvaluationSpec,
@@ -20,6 +21,7 @@ from backend.spec.presets import PRESETS, resolve_spec
 __all__ = [
     "PRESETS",
     "CallbackSpec",
+    "CheckpointSpec",
     "CompileSpec",
     "DatasetSpec",
     "EvaluationSpec",

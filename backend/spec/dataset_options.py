@@ -5,8 +5,8 @@ Pure; the worker applies them (worker.trainer.dataset_options, worker.trainer.im
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from backend.spec.catalog import DATASETS
 from backend.spec.field_errors import field_error
@@ -18,6 +18,59 @@ IMAGE_FOLDER = "image_folder"
 UPLOAD = "upload"
 DEFAULT_IMAGE_SIZE = [150, 150]  # the tutorial's cats vs dogs size
 _FOLDER_ONLY = ("path", "image_size", "color_mode")
+# every dataset a spec may name: the registry's, then the two read from files
+DATASET_NAMES: tuple[str, ...] = (*DATASETS, IMAGE_FOLDER, UPLOAD)
+# registry datasets without a test split of their own: test_split holds one out
+NO_TEST_SPLIT = frozenset({"digits", "reuters"})
+APPLIES_WHEN = "x-applies-when"  # JSON Schema keyword: {"dataset.name": [names it applies to]}
+
+
+def dataset_kind(name: str) -> str:
+    """image or text for the registry's datasets; image_folder and upload are their own kind."""
+    return DATASETS[name][2] if name in DATASETS else name
+
+
+def datasets_where(applies: Callable[[str, str], bool]) -> list[str]:
+    """The dataset names (in DATASET_NAMES' order) for which applies(name, kind) holds."""
+    return [name for name in DATASET_NAMES if applies(name, dataset_kind(name))]
+
+
+def image_datasets() -> list[str]:
+    """Datasets of images: the registry's image ones, image folders and uploads (zip, NPZ)."""
+    return datasets_where(lambda _name, kind: kind in {"image", IMAGE_FOLDER, UPLOAD})
+
+
+# DatasetSpec field -> the datasets it applies to (a field not named applies to all). An upload
+# may hold images or text (a CSV), so the options of both apply to it; path is image_folder's.
+_TEXT = {"text", UPLOAD}
+_FOLDER_FILES = {IMAGE_FOLDER, UPLOAD}
+FIELD_DATASETS: dict[str, list[str]] = {
+    "upload_id": [UPLOAD],
+    "test_split": datasets_where(lambda name, kind: name in NO_TEST_SPLIT or kind in _FOLDER_FILES),
+    "normalize": image_datasets(),
+    "num_words": datasets_where(lambda _name, kind: kind in _TEXT),
+    "maxlen": datasets_where(lambda _name, kind: kind in _TEXT),
+    "padding": datasets_where(lambda _name, kind: kind in _TEXT),
+    "truncating": datasets_where(lambda _name, kind: kind in _TEXT),
+    "channels_last": image_datasets(),
+    "path": [IMAGE_FOLDER],
+    "image_size": datasets_where(lambda _name, kind: kind in _FOLDER_FILES),
+    "color_mode": datasets_where(lambda _name, kind: kind in _FOLDER_FILES),
+}
+
+
+def applies_when(**conditions: list[str]) -> dict[str, Any]:
+    """json_schema_extra for a field that applies only when each spec path holds a listed value
+    (the New run form hides it otherwise): applies_when(**{"dataset.name": [...]})."""
+    return {APPLIES_WHEN: conditions}
+
+
+def annotate_dataset_schema(schema: dict[str, Any]) -> None:
+    """DatasetSpec's json_schema_extra: mark each field with the datasets it applies to."""
+    for name, datasets in FIELD_DATASETS.items():
+        prop = schema.get("properties", {}).get(name)
+        if prop is not None:
+            prop.update(applies_when(**{"dataset.name": datasets}))
 
 
 def resolve_classes(classes: Sequence[int | str], names: Sequence[str]) -> list[int]:

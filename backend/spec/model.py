@@ -28,6 +28,11 @@ class _Strict(BaseModel):
 class DatasetSpec(_Strict):
     """Which data, which slice of it and how it is prepared."""
 
+    # each field that applies to some datasets only says which (x-applies-when), for the form
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra=dataset_options.annotate_dataset_schema
+    )
+
     name: Literal[
         "digits", "mnist", "imdb", "fashion_mnist", "cifar10", "reuters", "image_folder", "upload"
     ] = Field(
@@ -181,9 +186,16 @@ class ModelSpec(_Strict):
         default=None,
         description="Transfer learning: a pretrained network (or an earlier run's model) the "
         "layers sit on as the head.",
+        json_schema_extra=dataset_options.applies_when(
+            **{"dataset.name": dataset_options.image_datasets()}
+        ),
     )
     augmentation: AugmentationSpec | None = Field(
-        default=None, description="Images: random augmentation layers at the model's input."
+        default=None,
+        description="Images: random augmentation layers at the model's input.",
+        json_schema_extra=dataset_options.applies_when(
+            **{"dataset.name": dataset_options.image_datasets()}
+        ),
     )
 
     @model_validator(mode="after")
@@ -205,15 +217,37 @@ class ModelSpec(_Strict):
         return self
 
 
+# optimizer arguments that some optimizers only take -> those optimizers
+OPTIMIZER_ONLY: dict[str, list[str]] = {
+    "momentum": ["sgd", "rmsprop"],
+    "nesterov": ["sgd"],
+    "rho": ["rmsprop"],
+}
+
+
+def _only_for(arg: str) -> dict[str, Any]:
+    return dataset_options.applies_when(**{"compile.optimizer.name": OPTIMIZER_ONLY[arg]})
+
+
 class OptimizerSpec(_Strict):
     name: Literal["sgd", "adam", "adamw", "rmsprop", "adagrad", "adamax", "nadam"] = "adam"
     learning_rate: float = Field(default=1e-3, gt=0, le=10)
-    momentum: float | None = Field(default=None, ge=0, lt=1, description="sgd, rmsprop")
-    nesterov: bool | None = Field(default=None, description="sgd")
+    momentum: float | None = Field(
+        default=None,
+        ge=0,
+        lt=1,
+        description="sgd, rmsprop",
+        json_schema_extra=_only_for("momentum"),
+    )
+    nesterov: bool | None = Field(
+        default=None, description="sgd", json_schema_extra=_only_for("nesterov")
+    )
     beta_1: float | None = Field(default=None, gt=0, lt=1)
     beta_2: float | None = Field(default=None, gt=0, lt=1)
     epsilon: float | None = Field(default=None, gt=0)
-    rho: float | None = Field(default=None, gt=0, lt=1, description="rmsprop")
+    rho: float | None = Field(
+        default=None, gt=0, lt=1, description="rmsprop", json_schema_extra=_only_for("rho")
+    )
     weight_decay: float | None = Field(default=None, ge=0)
     clipvalue: float | None = Field(default=None, gt=0, description="Clip each gradient value.")
     clipnorm: float | None = Field(default=None, gt=0, description="Clip each gradient's norm.")
@@ -224,8 +258,7 @@ class OptimizerSpec(_Strict):
 
     @model_validator(mode="after")
     def _arguments_fit(self) -> OptimizerSpec:
-        only = {"momentum": {"sgd", "rmsprop"}, "nesterov": {"sgd"}, "rho": {"rmsprop"}}
-        for arg, names in only.items():
+        for arg, names in OPTIMIZER_ONLY.items():
             if getattr(self, arg) is not None and self.name not in names:
                 raise ValueError(f"{arg} applies to {' and '.join(sorted(names))} only")
         if self.clipvalue is not None and self.clipnorm is not None:
@@ -334,6 +367,35 @@ class EvaluationSpec(_Strict):
     )
 
 
+class ResourcesSpec(_Strict):
+    gpus: int | None = Field(
+        default=None,
+        ge=0,
+        le=64,
+        description="GPUs the run trains on, all on one worker. Not given: one when its worker "
+        "has any, else the CPU (or `devices` GPUs when that is set); 0: the CPU only.",
+    )
+
+
+class CheckpointSpec(_Strict):
+    """Crash safety: save the model now and then, so a lost attempt resumes where it was."""
+
+    every_epochs: int = Field(
+        default=1,
+        ge=0,
+        le=10000,
+        description="Save a checkpoint (the model with its optimizer state, as the artifact "
+        "checkpoint-epoch-<k>.keras) at the end of every N epochs; a run queued again after "
+        "its worker or training process died resumes from the newest one. 0 turns it off.",
+    )
+    keep: int = Field(
+        default=2,
+        ge=1,
+        le=100,
+        description="How many of the newest checkpoints to keep; older ones are deleted.",
+    )
+
+
 class ExperimentSpec(_Strict):
     """A run: dataset, model, compile, fit, callbacks and streaming."""
 
@@ -345,6 +407,7 @@ class ExperimentSpec(_Strict):
     callbacks: list[CallbackSpec] = Field(default_factory=list)
     stream: StreamSpec = Field(default_factory=StreamSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     precision: Precision = Field(
         default="float32",
         description="Keras dtype policy; the mixed ones compute in 16 bits, keeping variables "
@@ -369,6 +432,18 @@ class ExperimentSpec(_Strict):
     )
     tensorboard: bool = Field(
         default=False, description="Write TensorBoard logs, kept as the artifact tensorboard.zip."
+    )
+    checkpoint: CheckpointSpec = Field(
+        default_factory=CheckpointSpec,
+        description='Checkpoints to resume a lost attempt from: {"every_epochs": 1, "keep": 2}.',
+    )
+    max_restarts: int = Field(
+        default=3,
+        ge=0,
+        le=20,
+        description="How many times a run whose worker or training process died (killed, "
+        "machine lost) goes back to the queue and trains again; errors a retry cannot fix "
+        "(spec, data, NaN loss, a cancel) are never retried.",
     )
 
     @model_validator(mode="after")

@@ -24,7 +24,9 @@ class Sweep(Base):
         CheckConstraint("status IN ('running', 'finished', 'cancelled')", name="status_valid"),
         CheckConstraint("strategy IN ('grid', 'random', 'bayesian')", name="strategy_valid"),
         CheckConstraint("direction IN ('minimize', 'maximize')", name="direction_valid"),
+        CheckConstraint("priority IN ('low', 'normal', 'high')", name="priority_valid"),
         Index("ix_sweeps_created_at_id", "created_at", "id"),
+        {"sqlite_autoincrement": True},  # ids never reused (migration 0005)
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
@@ -40,6 +42,8 @@ class Sweep(Base):
     max_concurrent: Mapped[int]
     pruner: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     seed: Mapped[int | None]
+    # given to each of its trials (they wait in the queue like any run of that priority)
+    priority: Mapped[str] = mapped_column(String(8), default="normal", server_default="normal")
     launched_by_id: Mapped[int | None] = mapped_column(
         BigIntId, ForeignKey("users.id", ondelete="SET NULL")
     )

@@ -1,4 +1,4 @@
-"""HTTP routes of sweeps: create, list, read, trials, cancel."""
+"""HTTP routes of sweeps: create (and its dry run), list, read, trials, importance, cancel."""
 
 from __future__ import annotations
 
@@ -8,9 +8,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Query, status
 
 from backend.api.deps import SessionDep
+from backend.bounds import MAX_INT64, Id
 from backend.db.session import session_scope
+from backend.sweeps import importance
 from backend.sweeps import service as sweeps
-from backend.sweeps.schemas import SweepCreate, SweepOut, SweepPage, TrialList
+from backend.sweeps.schemas import (
+    ImportanceOut,
+    SweepCreate,
+    SweepOut,
+    SweepPage,
+    SweepPreview,
+    TrialList,
+)
 from backend.users.deps import MemberUser, ReaderUser, ensure_can_modify
 
 _ERRORS: dict[int | str, dict[str, Any]] = {404: {"description": "No such sweep"}}
@@ -39,12 +48,18 @@ def create_sweep(
     return sweeps.out(session, sweep)
 
 
+@router.post("/preview", response_model=SweepPreview)
+def preview_sweep(body: SweepCreate, session: SessionDep, _: MemberUser) -> SweepPreview:
+    """A dry run of POST /sweeps: the same checks and 422s, and the trial count; stores nothing."""
+    return sweeps.preview(session, body=body)
+
+
 @router.get("", response_model=SweepPage)
 def list_sweeps(
     session: SessionDep,
     _: ReaderUser,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0,
 ) -> SweepPage:
     """Sweeps, newest first, with their progress and best trial."""
     items, total = sweeps.page(session, limit=limit, offset=offset)
@@ -54,13 +69,13 @@ def list_sweeps(
 
 
 @router.get("/{sweep_id}", response_model=SweepOut, responses=_ERRORS)
-def get_sweep(sweep_id: int, session: SessionDep, _: ReaderUser) -> SweepOut:
+def get_sweep(sweep_id: Id, session: SessionDep, _: ReaderUser) -> SweepOut:
     """Progress counts, the best trial so far, the objective and its direction."""
     return sweeps.out(session, sweeps.get(session, sweep_id), with_spec=True)
 
 
 @router.get("/{sweep_id}/trials", response_model=TrialList, responses=_ERRORS)
-def list_trials(sweep_id: int, session: SessionDep, _: ReaderUser) -> TrialList:
+def list_trials(sweep_id: Id, session: SessionDep, _: ReaderUser) -> TrialList:
     """Every trial: its params, status and final objective."""
     sweep = sweeps.get(session, sweep_id)
     return TrialList(
@@ -71,12 +86,18 @@ def list_trials(sweep_id: int, session: SessionDep, _: ReaderUser) -> TrialList:
     )
 
 
+@router.get("/{sweep_id}/importance", response_model=ImportanceOut, responses=_ERRORS)
+def get_importance(sweep_id: Id, session: SessionDep, _: ReaderUser) -> ImportanceOut:
+    """Each parameter's share of the objective's variance (fANOVA) once enough trials succeeded."""
+    return importance.of_sweep(session, sweeps.get(session, sweep_id))
+
+
 @router.post(
     "/{sweep_id}/cancel",
     response_model=SweepOut,
     responses={**_ERRORS, 409: {"description": "The sweep already ended"}},
 )
-def cancel_sweep(sweep_id: int, session: SessionDep, user: MemberUser) -> SweepOut:
+def cancel_sweep(sweep_id: Id, session: SessionDep, user: MemberUser) -> SweepOut:
     """Cancel the queued trials, stop the running ones, mark the sweep cancelled."""
     sweep = sweeps.get(session, sweep_id)
     ensure_can_modify(user, owner_id=sweep.launched_by_id, what="sweep")

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from backend import dispatch
 from backend.db.base import utcnow
 from backend.db.session import get_engine
+from backend.notify import outbox as notify_outbox
 from backend.runs.models import FINISHED_STATUSES, Run, RunStatus
 from backend.sweeps import space, strategies, trials
 from backend.sweeps.models import Sweep, SweepStatus
@@ -125,6 +126,7 @@ def fill_slots(session: Session, *, sweep_id: int) -> list[int]:
                 .values(status=SweepStatus.finished.value, finished_at=utcnow())
             )
             log.info("sweep %s: finished (%s trials)", sweep_id, done)
+            notify_outbox.sweep_ended(session, sweep_id=sweep_id)
         return []
     if free <= 0:
         return []

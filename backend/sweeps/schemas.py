@@ -5,7 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from backend.bounds import MAX_INT32
+from backend.jsonpolicy import FreeJson, check_free_json
+from backend.notify.schemas import NotifyRequest
+from backend.runqueue.schemas import Priority
 
 MAX_TRIALS = 10_000
 
@@ -15,9 +20,11 @@ class MedianPruner(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["median"]
-    warmup_epochs: int = Field(default=1, ge=0, description="Never prune at or before this epoch.")
+    warmup_epochs: int = Field(
+        default=1, ge=0, le=MAX_INT32, description="Never prune at or before this epoch."
+    )
     min_trials: int = Field(
-        default=3, ge=1, description="Other trials that must have reported the epoch."
+        default=3, ge=1, le=MAX_INT32, description="Other trials that must have reported the epoch."
     )
 
 
@@ -26,10 +33,13 @@ class AshaPruner(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["asha"]
-    min_epochs: int = Field(default=1, ge=1, description="The first rung.")
-    reduction_factor: int = Field(default=3, ge=2)
+    min_epochs: int = Field(default=1, ge=1, le=MAX_INT32, description="The first rung.")
+    reduction_factor: int = Field(default=3, ge=2, le=MAX_INT32)
     min_trials: int = Field(
-        default=1, ge=1, description="Trials (this one included) needed at a rung to prune."
+        default=1,
+        ge=1,
+        le=MAX_INT32,
+        description="Trials (this one included) needed at a rung to prune.",
     )
 
 
@@ -64,10 +74,10 @@ class SweepCreate(BaseModel):
     )
 
     name: str = Field(min_length=1, max_length=180)
-    spec: dict[str, Any] | None = Field(default=None, description="A full ExperimentSpec.")
+    spec: FreeJson | None = Field(default=None, description="A full ExperimentSpec.")
     preset: str | None = Field(default=None, description="Name from GET /api/v1/presets.")
-    overrides: dict[str, Any] | None = Field(default=None, description="Merged into the spec.")
-    space: dict[str, dict[str, Any]] = Field(
+    overrides: FreeJson | None = Field(default=None, description="Merged into the spec.")
+    space: Annotated[dict[str, dict[str, Any]], AfterValidator(check_free_json)] = Field(
         description="Spec path -> {choice: [...]}, {uniform: [lo, hi]}, {log_uniform: [lo, hi]}, "
         "{int: [lo, hi], step: s} or {int_log: [lo, hi]}; paths like model.layers[1].rate."
     )
@@ -89,7 +99,16 @@ class SweepCreate(BaseModel):
     )
     max_concurrent: int = Field(default=1, ge=1, le=64, description="Trials running at once.")
     pruner: Pruner | None = None
-    seed: int | None = Field(default=None, description="Seeds random and bayesian draws.")
+    seed: int | None = Field(
+        default=None, ge=0, le=MAX_INT32, description="Seeds random and bayesian draws."
+    )
+    notify: NotifyRequest | None = Field(
+        default=None,
+        description="Tell you when the sweep ends or fails (instead of your Account defaults).",
+    )
+    priority: Priority = Field(
+        default="normal", description="Each trial's place in the queue (GET /api/v1/queue)."
+    )
 
     @model_validator(mode="after")
     def _spec_or_preset(self) -> SweepCreate:
@@ -137,6 +156,7 @@ class SweepOut(BaseModel):
     max_concurrent: int
     pruner: dict[str, Any] | None
     seed: int | None
+    priority: str = "normal"
     preset: str | None
     space: dict[str, Any]
     base_spec: dict[str, Any] | None = None
@@ -171,3 +191,26 @@ class TrialList(BaseModel):
     objective: str
     direction: str
     items: list[TrialOut]
+
+
+class SweepPreview(BaseModel):
+    """What POST /sweeps would create, checked the same way; nothing is stored."""
+
+    strategy: str
+    direction: str
+    trials: int = Field(description="Trials the sweep would run (a grid: its points, capped).")
+    grid_points: int | None = Field(description="Every point of a grid; null otherwise.")
+
+
+class ParamImportance(BaseModel):
+    param: str = Field(description="A spec path of the space.")
+    importance: float = Field(description="Share of the objective's variance (all sum to 1).")
+
+
+class ImportanceOut(BaseModel):
+    sweep_id: int
+    objective: str
+    evaluator: str = Field(description="How it was computed: Optuna's fANOVA evaluator.")
+    finished: int = Field(description="Succeeded trials with an objective value.")
+    needed: int = Field(description="Finished trials needed before importance is computed.")
+    items: list[ParamImportance] = Field(description="Most important first; empty until needed.")

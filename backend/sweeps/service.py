@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, func, select, update
@@ -15,6 +16,8 @@ from backend.db.base import utcnow
 from backend.errors import Conflict, InvalidInput, NotFound
 from backend.events import service as events
 from backend.metrics.models import LatestMetric
+from backend.notify import outbox as notify_outbox
+from backend.notify import service as notify
 from backend.runs import params as run_params
 from backend.runs import service as runs
 from backend.runs.models import Run, RunStatus
@@ -22,7 +25,15 @@ from backend.spec import PRESETS, resolve_spec
 from backend.spec.presets import UnknownPreset
 from backend.sweeps import scheduler, space, strategies, trials
 from backend.sweeps.models import Sweep, SweepStatus
-from backend.sweeps.schemas import MAX_TRIALS, BestTrial, Progress, SweepCreate, SweepOut, TrialOut
+from backend.sweeps.schemas import (
+    MAX_TRIALS,
+    BestTrial,
+    Progress,
+    SweepCreate,
+    SweepOut,
+    SweepPreview,
+    TrialOut,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,25 +52,63 @@ def _base_spec(body: SweepCreate, session: Session) -> dict[str, Any]:
     return resolved.model_dump(mode="json")
 
 
-def create(session: Session, *, body: SweepCreate, user_id: int | None) -> Sweep:
-    """Validate everything, then store the sweep and its trials; the first ones are sent to the
-    workers once the caller commits. Nothing is stored when anything is invalid."""
+@dataclass(frozen=True)
+class Plan:
+    """A checked sweep request: what create stores, and what the form's preview shows."""
+
+    base: dict[str, Any]
+    dims: list[space.Dimension]
+    direction: str
+    max_trials: int
+    grid_points: int | None
+
+
+def plan(session: Session, *, body: SweepCreate) -> Plan:
+    """Resolve the base spec and check the space against it; InvalidInput names the field."""
     base = _base_spec(body, session)
     dims = space.parse_space(body.space)
     space.check_paths(dims, base)
-    direction = body.resolved_direction
-    specs: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
     if body.strategy == "grid":
         space.check_gridable(dims)
-        max_trials = min(body.max_trials or space.grid_size(dims), space.grid_size(dims))
-    else:
-        if body.max_trials is None:
-            raise InvalidInput(
-                f"max_trials: the {body.strategy} strategy needs a number of trials",
-                field="max_trials",
-            )
-        max_trials = body.max_trials
-        space.check_bounds(base, dims)
+        points = space.grid_size(dims)
+        return Plan(
+            base, dims, body.resolved_direction, min(body.max_trials or points, points), points
+        )
+    if body.max_trials is None:
+        raise InvalidInput(
+            f"max_trials: the {body.strategy} strategy needs a number of trials",
+            field="max_trials",
+        )
+    space.check_bounds(base, dims)
+    return Plan(base, dims, body.resolved_direction, body.max_trials, None)
+
+
+def preview(session: Session, *, body: SweepCreate) -> SweepPreview:
+    """The trial count a sweep would have, after the same checks as create; nothing is stored.
+
+    A grid's values are checked one dimension at a time (create checks every point)."""
+    checked = plan(session, body=body)
+    if body.strategy == "grid":
+        space.check_values(checked.base, checked.dims)
+    return SweepPreview(
+        trials=checked.max_trials,
+        grid_points=checked.grid_points,
+        direction=checked.direction,
+        strategy=body.strategy,
+    )
+
+
+def create(session: Session, *, body: SweepCreate, user_id: int | None) -> Sweep:
+    """Validate everything, then store the sweep and its trials; the first ones are sent to the
+    workers once the caller commits. Nothing is stored when anything is invalid."""
+    checked = plan(session, body=body)
+    base, dims, direction, max_trials = (
+        checked.base,
+        checked.dims,
+        checked.direction,
+        checked.max_trials,
+    )
+    specs: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
     if body.strategy != "bayesian":  # bayesian trials are asked for as slots free up
         points = strategies.initial_points(
             body.strategy,
@@ -86,6 +135,7 @@ def create(session: Session, *, body: SweepCreate, user_id: int | None) -> Sweep
         max_concurrent=body.max_concurrent,
         pruner=body.pruner.model_dump() if body.pruner else None,
         seed=body.seed,
+        priority=body.priority,
         launched_by_id=user_id,
         params_indexed=len(specs) <= INDEX_INLINE_MAX_TRIALS,
     )
@@ -94,6 +144,15 @@ def create(session: Session, *, body: SweepCreate, user_id: int | None) -> Sweep
     # a large sweep's flattened params (most of its rows) are written after the response:
     # the route schedules params.index_missing, and the API's housekeeping catches up
     trials.insert_trials(session, sweep=sweep, trials=specs, index_params=sweep.params_indexed)
+    if body.notify is not None and user_id is not None:
+        notify.watch(
+            session,
+            user_id=user_id,
+            sweep_id=sweep.id,
+            webhook=body.notify.webhook,
+            browser=body.notify.browser,
+            events=body.notify.on,
+        )
     scheduler.fill_slots(session, sweep_id=sweep.id)
     log.info("sweep %s: created with %s trials (%s)", sweep.id, max_trials, body.strategy)
     return sweep
@@ -169,6 +228,7 @@ def out(session: Session, sweep: Sweep, *, with_spec: bool = False) -> SweepOut:
         max_concurrent=sweep.max_concurrent,
         pruner=sweep.pruner,
         seed=sweep.seed,
+        priority=sweep.priority,
         preset=sweep.preset,
         space=sweep.space,
         base_spec=sweep.base_spec if with_spec else None,
@@ -252,5 +312,6 @@ def cancel(session: Session, *, sweep_id: int) -> Sweep:
     sweep.status = SweepStatus.cancelled.value
     sweep.finished_at = now
     session.flush()
+    notify_outbox.sweep_ended(session, sweep_id=sweep_id)
     log.info("sweep %s: cancelled (%s queued, %s running)", sweep_id, len(queued), len(running))
     return sweep

@@ -279,3 +279,10 @@ def check_bounds(base: Mapping[str, Any], dims: Sequence[Dimension]) -> None:
     if len(dims) > 1:
         for pick in (0, -1):
             validate_point(base, dims, {d.path: d.bounds()[pick] for d in dims})
+
+
+def check_values(base: Mapping[str, Any], dims: Sequence[Dimension]) -> None:
+    """Each grid value of each dimension, the others at the base value (a cheap grid check)."""
+    for dim in dims:
+        for value in dim.grid_values():
+            validate_point(base, [dim], {dim.path: value})

@@ -53,7 +53,7 @@ def initial_points(
     return ask(dims, [], direction=direction, seed=seed, count=min(max_trials, max_concurrent))
 
 
-def _distributions(dims: Sequence[Dimension]) -> dict[str, BaseDistribution]:
+def optuna_distributions(dims: Sequence[Dimension]) -> dict[str, BaseDistribution]:
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     out: dict[str, BaseDistribution] = {}
@@ -72,7 +72,7 @@ def _distributions(dims: Sequence[Dimension]) -> dict[str, BaseDistribution]:
     return out
 
 
-def _to_optuna(dims: Sequence[Dimension], params: Params) -> Params | None:
+def to_optuna(dims: Sequence[Dimension], params: Params) -> Params | None:
     out: Params = {}
     for dim in dims:
         value = params.get(dim.path)
@@ -112,7 +112,7 @@ def ask(
     from optuna.trial import TrialState, create_trial
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    distributions = _distributions(dims)
+    distributions = optuna_distributions(dims)
     sampler = optuna.samplers.TPESampler(
         seed=None if seed is None else seed + len(history),
         constant_liar=True,  # concurrent asks do not all land on the same point
@@ -122,7 +122,7 @@ def ask(
         direction="maximize" if direction == "maximize" else "minimize", sampler=sampler
     )
     for past in history:
-        params = _to_optuna(dims, past.params)
+        params = to_optuna(dims, past.params)
         if params is None:
             continue
         if past.status == "succeeded" and past.objective is not None:

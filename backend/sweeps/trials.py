@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.orm import Session
 
+from backend.broker import queue_for
+from backend.config import get_settings
 from backend.db.base import utcnow
 from backend.runs import params as run_params
 from backend.runs.models import (
@@ -60,6 +62,8 @@ def insert_trials(
             "trial_number": number,
             "trial_params": params,
             "notes": "",
+            "priority": sweep.priority,
+            "queue": queue_for(spec, get_settings().queue),
         }
         for number, params, spec in trials
     ]

@@ -25,6 +25,7 @@ from backend.db.session import session_scope
 from backend.errors import Forbidden, Unauthenticated
 from backend.users import service as users
 from backend.users.models import Role, User
+from backend.users.service import ensure_can_modify as ensure_can_modify
 
 SESSION_COOKIE = "fitboard_session"
 # readable by the page's scripts, which send it back as X-CSRF-Token; checked against the session
@@ -126,11 +127,3 @@ def require_admin(user: Annotated[User, Depends(current_user)]) -> User:
 ReaderUser = Annotated[User, Depends(current_user)]
 MemberUser = Annotated[User, Depends(require_member)]
 AdminUser = Annotated[User, Depends(require_admin)]
-
-
-def ensure_can_modify(user: User, *, owner_id: int | None, what: str = "run") -> None:
-    if user.role == Role.admin:
-        return
-    if user.role == Role.member and owner_id is not None and owner_id == user.id:
-        return
-    raise Forbidden(f"only the member who launched this {what}, or an admin, can change it")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from backend.users.models import ApiToken, Role, User
 
@@ -35,6 +35,12 @@ class LoginIn(BaseModel):
 
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=1024)
+    next: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="Where the browser wants to go after signing in; the answer's `next` is "
+        "this when it is a path on this site, else '/'.",
+    )
 
 
 class MeOut(BaseModel):
@@ -47,6 +53,12 @@ class MeOut(BaseModel):
         default=None,
         description="With a session cookie: send it back as X-CSRF-Token on every POST, PATCH "
         "and DELETE.",
+    )
+
+
+class LoginOut(MeOut):
+    next: str = Field(
+        default="/", description="A same-origin path to go to now (never another host)."
     )
 
 
@@ -121,3 +133,48 @@ class UserWithPassword(BaseModel):
 
 class UserList(BaseModel):
     items: list[UserOut]
+
+
+# a runs-table column: a built-in one, a final metric or a spec parameter (the list's sort keys)
+RUNS_COLUMN_PATTERN = (
+    r"^(name|status|preset|dataset|tags|launcher|started|duration"
+    r"|metric:[A-Za-z0-9_./-]{1,200}"
+    r"|param:[A-Za-z_][A-Za-z0-9_]*(\.([A-Za-z_][A-Za-z0-9_]*|[0-9]+))*)$"
+)
+MAX_RUNS_COLUMNS = 60
+
+RunsColumn = Annotated[str, Field(max_length=210, pattern=RUNS_COLUMN_PATTERN)]
+
+
+class UserPreferences(BaseModel):
+    """What the pages remember for you; a field left null means the page's default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    runs_columns: list[RunsColumn] | None = Field(
+        default=None,
+        max_length=MAX_RUNS_COLUMNS,
+        description="The runs table's columns, in order: name, status, preset, dataset, tags, "
+        "launcher, started, duration, metric:<key> (a final metric) or param:<spec path>.",
+        examples=[["name", "status", "metric:val_accuracy", "param:fit.batch_size"]],
+    )
+
+    @classmethod
+    def stored(cls, values: dict[str, Any]) -> UserPreferences:
+        """What a user's row holds; a value an older release allowed but this one refuses
+        reads as the default rather than failing the page."""
+        fields = {}
+        for name in cls.model_fields:
+            try:
+                fields[name] = cls.model_validate({name: values.get(name)}).__dict__[name]
+            except ValidationError:
+                fields[name] = None
+        return cls(**fields)
+
+    @field_validator("runs_columns")
+    @classmethod
+    def _no_repeats(cls, columns: list[str] | None) -> list[str] | None:
+        if columns is not None and len(set(columns)) != len(columns):
+            repeated = next(c for c in columns if columns.count(c) > 1)
+            raise ValueError(f"{repeated!r} is listed twice")
+        return columns

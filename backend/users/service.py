@@ -6,12 +6,13 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from backend.db.base import utcnow
-from backend.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from backend.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from backend.users import security
 from backend.users.models import ApiToken, Role, User, UserSession
 
@@ -43,6 +44,19 @@ def get(session: Session, user_id: int) -> User:
     if user is None:
         raise NotFound(f"user {user_id} does not exist")
     return user
+
+
+def preferences(session: Session, *, user_id: int) -> dict[str, Any]:
+    """What the pages remember for this user (UserPreferences as stored; {} when nothing)."""
+    return dict(get(session, user_id).preferences or {})
+
+
+def set_preferences(session: Session, *, user_id: int, values: dict[str, Any]) -> dict[str, Any]:
+    """Replace what the pages remember for this user (already validated: UserPreferences)."""
+    user = get(session, user_id)
+    user.preferences = values
+    session.flush()
+    return dict(values)
 
 
 def list_all(session: Session) -> list[User]:
@@ -128,7 +142,9 @@ def update(
     if password is not None:
         _check_password(password)
         user.password_hash = security.hash_password(password)
+        # whoever knew the old password may hold a session or have made a token: end them all
         session.execute(delete(UserSession).where(UserSession.user_id == user.id))
+        revoke_all_tokens(session, user_id=user.id)
     if is_active is not None:
         user.is_active = is_active
         if not is_active:
@@ -137,13 +153,38 @@ def update(
     return user, generated
 
 
-def change_own_password(session: Session, *, user_id: int, current: str, new: str) -> None:
+def change_own_password(
+    session: Session, *, user_id: int, current: str, new: str, keep_session_hash: str | None
+) -> int:
+    """Set a new password and sign out every other browser of this user; how many were ended.
+
+    ``keep_session_hash`` is the session that asked (it stays signed in); API tokens keep
+    working (an admin's reset revokes them)."""
     user = get(session, user_id)
     if not security.verify_password(user.password_hash, current):
         raise InvalidInput("the current password is wrong", field="current_password")
     _check_password(new, field="new_password")
     user.password_hash = security.hash_password(new)
+    others = select(UserSession).where(UserSession.user_id == user.id)
+    if keep_session_hash:
+        others = others.where(UserSession.id_hash != keep_session_hash)
+    ended = session.scalars(others).all()
+    for row in ended:
+        session.delete(row)
     session.flush()
+    return len(ended)
+
+
+def revoke_all_tokens(session: Session, *, user_id: int) -> int:
+    """Revoke every API token of a user that is still valid; how many were."""
+    tokens = session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+    ).all()
+    now = utcnow()
+    for token in tokens:
+        token.revoked_at = now
+    session.flush()
+    return len(tokens)
 
 
 def authenticate(session: Session, *, username: str, password: str) -> User:
@@ -223,13 +264,14 @@ def list_tokens(session: Session, *, user_id: int) -> list[ApiToken]:
     return list(session.scalars(stmt))
 
 
-def revoke_token(session: Session, *, user_id: int, token_id: int) -> None:
+def revoke_token(session: Session, *, user_id: int, token_id: int) -> ApiToken:
     """Revoke one of the user's own tokens (another user's is 'not found')."""
     token = session.get(ApiToken, token_id)
     if token is None or token.user_id != user_id or token.revoked_at is not None:
         raise NotFound(f"token {token_id} does not exist")
     token.revoked_at = utcnow()
     session.flush()
+    return token
 
 
 def token_user(session: Session, *, token: str) -> User | None:
@@ -272,3 +314,12 @@ def ensure_first_admin(session: Session, *, password: str = "") -> str | None:
         existing.password_hash = security.hash_password(password)
         session.flush()
     return password
+
+
+def ensure_can_modify(user: User, *, owner_id: int | None, what: str = "run") -> None:
+    """Members change only what they launched; admins change anything; Forbidden otherwise."""
+    if user.role == Role.admin:
+        return
+    if user.role == Role.member and owner_id is not None and owner_id == user.id:
+        return
+    raise Forbidden(f"only the member who launched this {what}, or an admin, can change it")

@@ -15,6 +15,7 @@ NAV = (
     ("/compare", "Compare"),
     ("/sweeps", "Sweeps"),
     ("/datasets", "Datasets"),
+    ("/workers", "Workers & queue"),
 )
 
 

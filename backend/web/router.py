@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote
 
@@ -11,8 +12,11 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from backend.api.headers import sha256_source
+from backend.bounds import Id
 from backend.errors import NotFound
 from backend.users.deps import optional_user
+from backend.users.redirects import safe_next
 from backend.web import pages
 
 FRONTEND = pages.FRONTEND
@@ -28,6 +32,20 @@ def _plotly_js_version(path: Path) -> str:
 
 
 PLOTLY_JS_VERSION = _plotly_js_version(PLOTLY_JS)
+# a full plotly.js bundle injects maplibre's CSS as one inline <style> block, once per page
+_INJECTED_CSS = re.compile(r'\.id="[0-9a-f]{64}",\w+\.textContent=\'([^\'\\]*)\'')
+
+
+@lru_cache
+def plotly_style_hashes() -> tuple[str, ...]:
+    """CSP hashes of the inline CSS the served plotly.js bundles inject (see api.headers)."""
+    found: set[str] = set()
+    for bundle in (PLOTLY_JS, *VENDOR.glob("plotly-*.min.js")):
+        text = bundle.read_text(encoding="utf-8")
+        found.update(sha256_source(css) for css in _INJECTED_CSS.findall(text))
+    return tuple(sorted(found))
+
+
 # a URL that names its version never changes content: browsers keep it and skip revalidation
 IMMUTABLE = "public, max-age=31536000, immutable"
 
@@ -70,7 +88,7 @@ def new_run_page() -> Response:
 
 
 @router.get("/runs/{run_id}")
-def run_page(run_id: int) -> Response:
+def run_page(run_id: Id) -> Response:
     return _page("run.html")
 
 
@@ -84,8 +102,14 @@ def sweeps_page() -> Response:
     return _page("sweeps.html", current="/sweeps")
 
 
+@router.get("/sweeps/new")
+def new_sweep_page() -> Response:
+    """The New sweep form; ?run=ID starts from that run's spec, ?preset=NAME from a preset."""
+    return _page("sweep-new.html", current="/sweeps")
+
+
 @router.get("/sweeps/{sweep_id}")
-def sweep_page(sweep_id: int) -> Response:
+def sweep_page(sweep_id: Id) -> Response:
     return _page("sweep.html", current="/sweeps")
 
 
@@ -94,13 +118,23 @@ def datasets_page() -> Response:
     return _page("datasets.html", current="/datasets")
 
 
+@router.get("/workers")
+def workers_page() -> Response:
+    """Workers & queue: every host and GPU, and the queue in the order it will start."""
+    return _page("workers.html", current="/workers")
+
+
 @router.get("/account")
 def account_page() -> Response:
     return _page("account.html")
 
 
 @public.get("/login")
-def login_page() -> Response:
+def login_page(request: Request) -> Response:
+    """The sign-in page; a ``next`` that leads off this site is dropped before the page loads."""
+    wanted = request.query_params.get("next")
+    if wanted is not None and safe_next(wanted) != wanted:
+        return RedirectResponse("/login", status_code=303)
     return _page("login.html")
 
 
@@ -125,7 +159,8 @@ def plotly_js_versioned(version: str) -> FileResponse:
 def mount(app: FastAPI) -> None:
     @app.exception_handler(LoginRequired)
     async def _to_login(_: Request, exc: LoginRequired) -> RedirectResponse:
-        return RedirectResponse(f"/login?next={quote(exc.target, safe='')}", status_code=303)
+        target = quote(safe_next(exc.target), safe="")
+        return RedirectResponse(f"/login?next={target}", status_code=303)
 
     app.include_router(router)
     app.include_router(public)

@@ -27,6 +27,8 @@ ALLOWED: dict[str, set[str]] = {
     "member": {"member", "other", "admin"},
     "owner": {"member", "admin"},
     "admin": {"admin"},
+    # the worker protocol: worker tokens only; every user identity is a 401 (not a user's door)
+    "worker": set(),
 }
 MISSING = "999999999"  # an id nothing has: a read that gets past auth answers 404
 _names = itertools.count()
@@ -110,6 +112,20 @@ MUTATING: dict[tuple[str, str], tuple[str, Build]] = {
         "reader",
         lambda s: Request("DELETE", f"/api/v1/auth/tokens/{MISSING}"),
     ),
+    ("PUT", "/api/v1/auth/me/preferences"): (
+        "reader",
+        # each identity replaces only its own (an empty body: the page defaults)
+        lambda s: Request("PUT", "/api/v1/auth/me/preferences", {}),
+    ),
+    ("PUT", "/api/v1/notifications/settings"): (
+        "reader",
+        # each identity replaces only its own (an empty body: nothing asked for)
+        lambda s: Request("PUT", "/api/v1/notifications/settings", {}),
+    ),
+    ("POST", "/api/v1/notifications/settings/secret"): (
+        "reader",
+        lambda s: Request("POST", "/api/v1/notifications/settings/secret"),
+    ),
     ("POST", "/api/v1/users"): (
         "admin",
         lambda s: Request(
@@ -135,6 +151,24 @@ MUTATING: dict[tuple[str, str], tuple[str, Build]] = {
     ("POST", "/api/v1/runs/{run_id}/cancel"): (
         "owner",
         lambda s: Request("POST", f"/api/v1/runs/{s.run()}/cancel"),
+    ),
+    # no checkpoint: 409 shows the call got past authorization
+    ("POST", "/api/v1/runs/{run_id}/resume"): (
+        "owner",
+        lambda s: Request("POST", f"/api/v1/runs/{s.finished_run()}/resume"),
+    ),
+    # any member forks any run (the fork is theirs)
+    ("POST", "/api/v1/runs/{run_id}/fork"): (
+        "member",
+        lambda s: Request("POST", f"/api/v1/runs/{s.finished_run()}/fork", {"name": "matrix"}),
+    ),
+    ("POST", "/api/v1/runs/{run_id}/priority"): (
+        "owner",
+        lambda s: Request("POST", f"/api/v1/runs/{s.run()}/priority", {"priority": "high"}),
+    ),
+    ("POST", "/api/v1/runs/{run_id}/move-to-top"): (
+        "admin",
+        lambda s: Request("POST", f"/api/v1/runs/{s.run()}/move-to-top"),
     ),
     ("POST", "/api/v1/runs/external"): (
         "member",
@@ -172,6 +206,10 @@ MUTATING: dict[tuple[str, str], tuple[str, Build]] = {
         "member",
         lambda s: Request("POST", "/api/v1/sweeps", _sweep_body()),
     ),
+    ("POST", "/api/v1/sweeps/preview"): (
+        "member",
+        lambda s: Request("POST", "/api/v1/sweeps/preview", _sweep_body()),
+    ),
     ("POST", "/api/v1/sweeps/{sweep_id}/cancel"): (
         "owner",
         lambda s: Request("POST", f"/api/v1/sweeps/{s.sweep()}/cancel"),
@@ -190,11 +228,60 @@ MUTATING: dict[tuple[str, str], tuple[str, Build]] = {
         "member",
         lambda s: Request("DELETE", f"/api/v1/datasets/{MISSING}"),
     ),
+    ("POST", "/api/v1/worker-tokens"): (
+        "admin",
+        lambda s: Request("POST", "/api/v1/worker-tokens", {"name": f"matrix {next(_names)}"}),
+    ),
+    ("DELETE", "/api/v1/worker-tokens/{token_id}"): (
+        "admin",
+        lambda s: Request("DELETE", f"/api/v1/worker-tokens/{MISSING}"),
+    ),
+    ("PUT", "/api/v1/worker/hosts/{name}"): (
+        "worker",
+        lambda s: Request(
+            "PUT", "/api/v1/worker/hosts/matrix-worker", {"host": "h", "resources": {}}
+        ),
+    ),
+    **{
+        (method, f"/api/v1/worker/runs/{{run_id}}/{tail}"): (
+            "worker",
+            lambda s, method=method, tail=tail: Request(
+                method, f"/api/v1/worker/runs/{s.run()}/{tail}", {"attempt": 1}
+            ),
+        )
+        for method, tail in (
+            ("POST", "claim"),
+            ("POST", "heartbeat"),
+            ("POST", "batches"),
+            ("POST", "exit"),
+            ("POST", "finish"),
+            ("POST", "log"),
+            ("POST", "pruning"),
+            ("PUT", "artifacts/{name}"),
+            ("DELETE", "artifacts/{name}"),
+            ("PUT", "evaluation"),
+            ("PUT", "model-summary"),
+        )
+    },
 }
 # reads are "reader" unless listed here
 READS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/health"): "public",
     ("GET", "/api/v1/users"): "admin",
+    ("GET", "/api/v1/audit"): "admin",
+    ("GET", "/api/v1/notifications/deliveries"): "admin",
+    ("GET", "/api/v1/worker-tokens"): "admin",
+    **{
+        ("GET", f"/api/v1/worker/{tail}"): "worker"
+        for tail in (
+            "runs/{run_id}/spec",
+            "runs/{run_id}/pruning",
+            "runs/{run_id}/resume",
+            "runs/{run_id}/artifacts/{name}",
+            "datasets/{dataset_id}/manifest",
+            "datasets/{dataset_id}/files/{path:path}",
+        )
+    },
 }
 _PARAM = re.compile(r"\{([^}:]+)(:[^}]*)?\}")
 
@@ -260,7 +347,7 @@ def test_every_route_allows_and_denies_as_its_rule_says(setup: Setup, api: TestC
                 ok = status not in (401, 403)
                 expected = "allowed"
             else:
-                expected = "401" if who == "anonymous" else "403"
+                expected = "401" if who == "anonymous" or rule == "worker" else "403"
                 ok = str(status) == expected
             if not ok:
                 wrong.append(

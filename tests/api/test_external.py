@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from backend.config import get_settings
 from backend.db.base import utcnow
 from backend.db.session import session_scope
+from backend.events.models import RunEvent
 from backend.runs.models import Run
 from backend.runs.sweeper import sweep_once
 from tests.conftest import Identity, create_identity
@@ -84,6 +86,29 @@ def test_external_run_lifecycle(api: TestClient, admin: Identity) -> None:
     assert again.status_code == 409 and again.json()["code"] == "conflict"
     late = api.post(f"/api/v1/runs/{run_id}/points", json={"points": []})
     assert late.status_code == 409
+
+
+def test_points_carry_timeline_events_once(api: TestClient) -> None:
+    run_id = _create(api, "events")["id"]
+    note = {"kind": "stage", "data": {"stage": "fit"}, "uid": "s1"}
+    batch = {"uid": "e1", "points": [{"key": "loss", "step": 1, "value": 1.0}], "events": [note]}
+    for _ in range(2):  # a retried batch stores its event once
+        assert api.post(f"/api/v1/runs/{run_id}/points", json=batch).status_code == 200
+    with session_scope() as session:
+        rows = session.execute(
+            select(RunEvent.kind, RunEvent.uid, RunEvent.data).where(
+                RunEvent.run_id == run_id, RunEvent.kind == "stage"
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [("stage", "ext-s1", {"stage": "fit"})]
+    # the API's own kinds are refused, naming the field
+    for kind in ("status", "evaluation", "train_begin"):
+        bad = {"uid": "e2", "events": [{"kind": kind, "data": {}, "uid": "x"}]}
+        answer = api.post(f"/api/v1/runs/{run_id}/points", json=bad)
+        assert answer.status_code == 422, answer.text
+        assert "written by the API itself" in answer.text
+    # a body without events is what older clients send: still accepted
+    assert api.post(f"/api/v1/runs/{run_id}/points", json={"points": []}).status_code == 200
 
 
 def test_failed_with_reason_and_runs_list_shows_source(api: TestClient) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html import escape
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,8 +18,10 @@ from backend.web.pages import NAV, TOPBAR_MARK
         ("/new", "/new"),
         ("/compare", "/compare"),
         ("/sweeps", "/sweeps"),
+        ("/sweeps/new", "/sweeps"),
         ("/sweeps/1", "/sweeps"),
         ("/datasets", "/datasets"),
+        ("/workers", "/workers"),
         ("/runs/1", None),
         ("/account", None),
     ],
@@ -32,7 +35,9 @@ def test_page_has_the_topbar_with_its_entry_current(
     assert TOPBAR_MARK not in html
     assert html.count('<header class="topbar">') == 1
     for href, label in NAV:
-        assert re.search(rf'<a href="{re.escape(href)}"[^>]*>{label}</a>', html), (href, html)
+        assert re.search(
+            rf'<a href="{re.escape(href)}"[^>]*>{re.escape(escape(label))}</a>', html
+        ), (href, html)
     marked = re.findall(r'<a href="([^"]+)" aria-current="page">', html)
     assert marked == ([current] if current else [])
 

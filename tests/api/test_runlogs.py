@@ -64,10 +64,7 @@ def no_linger(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(log_stream_module, "POLL_S", 0.05)
 
 
-def test_the_log_file_path_is_shared_with_the_worker() -> None:
-    from worker import runner
-
-    assert runner.log_path is runlogs.log_path
+def test_the_log_lives_in_the_api_home() -> None:
     assert runlogs.log_path(7).name == "run-7.log"
     assert runlogs.log_path(7).parent.name == "logs"
 

@@ -95,7 +95,7 @@ def test_submit_from_preset_with_overrides(api: TestClient) -> None:
         ),
         ({"name": "", "preset": "digits-mlp"}, "name", "at least 1 character"),
         ({"name": "x", "preset": "no-such"}, "preset", "unknown preset 'no-such'"),
-        ({"name": "x"}, "", "give either 'spec' or 'preset'"),
+        ({"name": "x"}, "body", "give either 'spec' or 'preset'"),
     ],
 )
 def test_bad_input_is_422_naming_field_and_reason(

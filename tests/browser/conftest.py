@@ -45,6 +45,16 @@ def credentials(request: pytest.FixtureRequest) -> Credentials:
 
 
 @pytest.fixture(scope="session")
+def database_url(request: pytest.FixtureRequest) -> str:
+    """The stack's database, for runs that need final metrics or come by the dozen."""
+    if os.environ.get("FITBOARD_BASE_URL"):
+        if not os.environ.get("DATABASE_URL"):
+            pytest.skip("FITBOARD_BASE_URL is set: set DATABASE_URL to that stack's database")
+        return os.environ["DATABASE_URL"]
+    return str(request.getfixturevalue("live_stack").env["DATABASE_URL"])
+
+
+@pytest.fixture(scope="session")
 def api(base_url: str, credentials: Credentials) -> Iterator[httpx.Client]:
     headers = {"Authorization": f"Bearer {credentials.token}"} if credentials.token else {}
     with httpx.Client(base_url=base_url + "/api/v1", timeout=30, headers=headers) as client:

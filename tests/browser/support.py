@@ -14,6 +14,7 @@ from tests.conftest import ROOT
 
 Browser = sync_api.Browser
 Page = sync_api.Page
+Locator = sync_api.Locator
 expect = sync_api.expect
 
 CHROMIUM = os.environ.get("FITBOARD_CHROMIUM", "/usr/bin/chromium")

@@ -48,18 +48,18 @@ def test_slider_moves_the_heatmap_through_the_epochs(
     # it followed the run to its final evaluation
     expect(slider).to_have_value("3")
     expect(page.locator("#cm-epoch-label")).to_have_text("Final evaluation")
-    page.wait_for_function(f"({SHOWN})() === 'final'")
+    page.wait_for_function(f"() => ({SHOWN})() === 'final'")
     assert page.evaluate(HEATMAP_Z) == final
 
     slider.fill("0")
-    page.wait_for_function(f"({SHOWN})() === 'epoch-1'")
+    page.wait_for_function(f"() => ({SHOWN})() === 'epoch-1'")
     assert page.evaluate(HEATMAP_Z) == epochs[1]
     expect(page.locator("#cm-epoch-label")).to_contain_text("Epoch 1 · accuracy 0.")
     expect(page.locator("#evaluation-split")).to_have_text("on the test split after epoch 1")
 
     slider.focus()
     page.keyboard.press("ArrowRight")
-    page.wait_for_function(f"({SHOWN})() === 'epoch-2'")
+    page.wait_for_function(f"() => ({SHOWN})() === 'epoch-2'")
     assert page.evaluate(HEATMAP_Z) == epochs[2]
 
     # the counts/normalised switch redraws the epoch shown, not the final one

@@ -12,18 +12,38 @@ import uuid
 import httpx
 import pytest
 
-from tests.browser.support import Page, expect, screenshot, wait_status
+from tests.browser.support import Locator, Page, expect, screenshot, wait_status
 
 pytestmark = pytest.mark.browser
 
 LAYERS = '[data-path="spec.model.layers"]'
 ITEMS = f"{LAYERS} > ol > li.sf-item"
+# the page's height for digits-mlp at 1280x900 before the form folded its sections: 5,558 px,
+# with epochs 3,958 px down
+UNFOLDED_HEIGHT = 5558
+TEXT_OPTIONS = ("num_words", "maxlen", "padding", "truncating")
+FOLDER_OPTIONS = ("path", "image_size", "color_mode")
 
 
 def open_form(page: Page, base_url: str) -> None:
     page.goto(f"{base_url}/new?preset=digits-mlp")
     expect(page.locator('input[name="spec.fit.epochs"]')).to_have_value("20")
     expect(page.locator("#spec-editor")).not_to_have_value("")
+
+
+def section(page: Page, key: str) -> Locator:
+    return page.locator(f'details.sf-section[data-section="{key}"]')
+
+
+def open_section(page: Page, key: str) -> None:
+    """Unfold a section of the form (all but the common fields start folded)."""
+    if section(page, key).get_attribute("open") is None:
+        section(page, key).locator("> summary").click()
+    expect(section(page, key)).to_have_attribute("open", "")
+
+
+def dataset_field(page: Page, name: str) -> Locator:
+    return page.locator(f'[data-path="spec.dataset.{name}"]')
 
 
 def editor_spec(page: Page) -> dict:
@@ -72,10 +92,12 @@ def test_form_json_and_yaml_stay_in_sync_and_launch(
 
     # An enum is a select; a boolean a checkbox
     expect(page.locator('select[name="spec.compile.optimizer.name"]')).to_be_visible()
+    open_section(page, "fit")
     page.locator('input[type="checkbox"][name="spec.fit.shuffle"]').uncheck()
     assert editor_spec(page)["fit"]["shuffle"] is False
 
     # Layers: add one (Dense 64 relu), give it 32 units, move it above the output layer
+    open_section(page, "model")
     items = page.locator(ITEMS)
     expect(items).to_have_count(len(preset_layers))
     page.locator(LAYERS).locator('button[data-action="add"]').click()
@@ -118,6 +140,7 @@ def test_form_json_and_yaml_stay_in_sync_and_launch(
 
     # A discriminated union: a callback picked by its type
     callbacks = page.locator('[data-path="spec.callbacks"]')
+    open_section(page, "callbacks")
     callbacks.locator('button[data-action="add"]').click()
     assert editor_spec(page)["callbacks"][0]["type"] == "EarlyStopping"
     callbacks.get_by_label("Callback type").select_option("ReduceLROnPlateau")
@@ -164,6 +187,7 @@ def test_a_422_shows_next_to_the_form_field(
     assert page.url.endswith("/new?preset=digits-mlp")
 
     # An error on a layer (the server checks layer arguments) lands on that layer
+    open_section(page, "model")
     page.locator(ITEMS).nth(1).get_by_label("Value of units").fill("-3")
     epochs.fill("1")
     expect(inline).to_have_count(0)  # editing the field clears its error
@@ -210,3 +234,168 @@ def test_clone_prefills_the_form(
     page.goto(f"{base_url}/new?clone=987654321")
     expect(page.locator("#form-error")).to_contain_text("no run 987654321")
     expect(page.locator("#spec-editor")).not_to_have_value("")
+
+
+def page_height(page: Page) -> float:
+    return float(page.evaluate("() => document.documentElement.scrollHeight"))
+
+
+def test_digits_shows_the_common_fields_first_and_folds_the_rest(page: Page, base_url: str) -> None:
+    page.set_viewport_size({"width": 1280, "height": 900})
+    open_form(page, base_url)
+
+    # the common fields, dataset first, all within the first screen
+    common = page.locator("#spec-form .sf-common > .sf-field")
+    assert [common.nth(i).get_attribute("data-path") for i in range(common.count())] == [
+        "spec.dataset.name",
+        "spec.fit.epochs",
+        "spec.fit.batch_size",
+        "spec.compile.optimizer.name",
+        "spec.compile.optimizer.learning_rate",
+    ]
+    expect(page.get_by_label("Dataset", exact=True)).to_have_value(re.compile(r"\d+"))
+    expect(page.locator("select[name='spec.dataset.name'] option:checked")).to_have_text("digits")
+    for name in ("fit.epochs", "fit.batch_size", "compile.optimizer.learning_rate"):
+        box = page.locator(f'input[name="spec.{name}"]').bounding_box()
+        assert box is not None and box["y"] + box["height"] < 900, (name, box)
+    epochs_box = page.locator('input[name="spec.fit.epochs"]').bounding_box()
+    assert epochs_box is not None and epochs_box["y"] < 600
+    # each field once: not also in its section
+    expect(page.locator('[data-path="spec.fit.epochs"]')).to_have_count(1)
+
+    # the rest folded: the page is a fifth of what it was
+    sections = page.locator("#spec-form details.sf-section")
+    assert sections.count() >= 6
+    expect(page.locator("#spec-form details.sf-section[open]")).to_have_count(0)
+    height = page_height(page)
+    assert height < UNFOLDED_HEIGHT / 3, height
+    expect(page.locator('input[name="spec.dataset.test_split"]')).to_be_hidden()
+
+    # unfolded, the Dataset section still leaves out the text and image-folder options
+    open_section(page, "dataset")
+    expect(page.locator('input[name="spec.dataset.test_split"]')).to_be_visible()
+    expect(dataset_field(page, "normalize")).to_be_visible()
+    expect(dataset_field(page, "classes")).to_be_visible()
+    for name in (*TEXT_OPTIONS, *FOLDER_OPTIONS, "upload_id"):
+        expect(dataset_field(page, name)).to_have_count(0)
+    note = section(page, "dataset").locator(".sf-hidden-note")
+    expect(note).to_contain_text("do not apply when dataset.name is digits")
+    expect(note).to_contain_text("Num words")
+    # and the optimizer's sgd and rmsprop arguments are not offered for adam
+    open_section(page, "compile")
+    for name in ("momentum", "nesterov", "rho"):
+        expect(page.locator(f'[data-path="spec.compile.optimizer.{name}"]')).to_have_count(0)
+    expect(page.locator('[data-path="spec.compile.optimizer.beta_1"]')).to_be_visible()
+    screenshot(page, "new-run-form-digits")
+
+
+def test_imdb_shows_its_text_options(page: Page, base_url: str) -> None:
+    page.set_viewport_size({"width": 1280, "height": 900})
+    open_form(page, base_url)
+    open_section(page, "dataset")
+    expect(dataset_field(page, "maxlen")).to_have_count(0)
+    # another preset: what is shown follows its dataset; the unfolded section stays unfolded
+    page.locator("#preset-select").select_option("imdb-lstm")
+    expect(page.locator('input[name="spec.dataset.maxlen"]')).to_be_visible()
+    expect(page.locator("#run-name")).to_have_value("imdb-lstm")
+    page.goto(f"{base_url}/new?preset=imdb-lstm")
+    expect(page.locator('input[name="spec.dataset.maxlen"]')).to_be_attached()
+    expect(page.locator('input[name="spec.dataset.maxlen"]')).to_be_hidden()  # folded
+    box = page.locator('input[name="spec.fit.epochs"]').bounding_box()
+    assert box is not None and box["y"] < 600
+    assert page_height(page) < UNFOLDED_HEIGHT / 3
+    open_section(page, "dataset")
+    expect(page.locator('input[name="spec.dataset.num_words"]')).to_have_value("10000")
+    expect(page.locator('input[name="spec.dataset.maxlen"]')).to_have_value("200")
+    expect(dataset_field(page, "padding")).to_be_visible()
+    expect(dataset_field(page, "truncating")).to_be_visible()
+    for name in (*FOLDER_OPTIONS, "normalize", "channels_last", "test_split"):
+        expect(dataset_field(page, name)).to_have_count(0)
+    # transfer learning and augmentation are for images
+    open_section(page, "model")
+    expect(page.locator('[data-path="spec.model.base"]')).to_have_count(0)
+    expect(page.locator('[data-path="spec.model.augmentation"]')).to_have_count(0)
+
+
+def test_changing_the_dataset_keeps_what_still_applies(page: Page, base_url: str) -> None:
+    open_form(page, base_url)
+    page.fill('input[name="spec.fit.epochs"]', "7")
+    page.fill('input[name="spec.fit.batch_size"]', "64")
+    open_section(page, "dataset")
+    page.fill('input[name="spec.dataset.train_limit"]', "300")
+    dataset = page.locator('select[name="spec.dataset.name"]')
+
+    dataset.select_option(label="imdb")
+    expect(page.locator('input[name="spec.dataset.maxlen"]')).to_be_visible()
+    expect(dataset_field(page, "normalize")).to_have_count(0)
+    expect(section(page, "dataset")).to_have_attribute("open", "")  # stays unfolded
+    expect(page.locator('input[name="spec.fit.epochs"]')).to_have_value("7")
+    expect(page.locator('input[name="spec.fit.batch_size"]')).to_have_value("64")
+    expect(page.locator('input[name="spec.dataset.train_limit"]')).to_have_value("300")
+    page.fill('input[name="spec.dataset.maxlen"]', "300")
+    spec = editor_spec(page)
+    assert spec["dataset"]["name"] == "imdb" and spec["dataset"]["maxlen"] == 300
+    assert spec["fit"]["epochs"] == 7 and spec["dataset"]["train_limit"] == 300
+
+    # an image folder: its path and size appear; maxlen goes, and goes back to its default
+    dataset.select_option(label="image_folder")
+    expect(page.locator('input[name="spec.dataset.path"]')).to_be_visible()
+    expect(dataset_field(page, "image_size")).to_be_visible()
+    expect(dataset_field(page, "maxlen")).to_have_count(0)
+    assert editor_spec(page)["dataset"]["maxlen"] == 200
+    # back on imdb, the maxlen typed comes back
+    dataset.select_option(label="imdb")
+    expect(page.locator('input[name="spec.dataset.maxlen"]')).to_have_value("300")
+    expect(dataset_field(page, "path")).to_have_count(0)
+
+    # the optimizer: momentum is offered for sgd only
+    optimizer = page.locator('select[name="spec.compile.optimizer.name"]')
+    optimizer.select_option(label="sgd")
+    open_section(page, "compile")
+    expect(page.locator('[data-path="spec.compile.optimizer.momentum"]')).to_be_visible()
+    expect(page.locator('[data-path="spec.compile.optimizer.rho"]')).to_have_count(0)
+    page.fill('input[name="spec.compile.optimizer.momentum"]', "0.9")
+    optimizer.select_option(label="adam")
+    expect(page.locator('[data-path="spec.compile.optimizer.momentum"]')).to_have_count(0)
+    assert editor_spec(page)["compile"]["optimizer"]["momentum"] is None  # not sent with adam
+    expect(page.locator('input[name="spec.fit.epochs"]')).to_have_value("7")
+
+
+def test_a_422_in_a_folded_section_opens_it(page: Page, base_url: str, api: httpx.Client) -> None:
+    total_before = api.get("/runs", params={"limit": 1}).json()["total"]
+    open_form(page, base_url)
+    page.fill("#run-name", "a bad validation split")
+    spec = editor_spec(page)
+    spec["fit"]["validation_split"] = 1.5
+    page.fill("#spec-editor", json.dumps(spec, indent=2))
+    expect(section(page, "fit")).not_to_have_attribute("open", "")
+    page.click("#submit-run")
+
+    fit = section(page, "fit")
+    expect(fit).to_have_attribute("open", "")
+    inline = page.locator('[data-path="spec.fit.validation_split"] .sf-error')
+    expect(inline).to_be_visible()
+    expect(inline).to_contain_text("less than 1")
+    expect(page.locator('input[name="spec.fit.validation_split"]')).to_be_focused()
+    for other in ("model", "callbacks", "stream"):
+        expect(section(page, other)).not_to_have_attribute("open", "")
+    # folded again, the error's path in the list under the editors unfolds it
+    fit.locator("> summary").click()
+    expect(inline).to_be_hidden()
+    page.locator('#spec-errors [data-field="spec.fit.validation_split"] button').click()
+    expect(fit).to_have_attribute("open", "")
+    expect(inline).to_be_visible()
+
+    # a value in a field that does not apply to digits is shown (with a warning), and its 422
+    # lands on it
+    spec["fit"]["validation_split"] = 0.1
+    spec["dataset"]["path"] = "/srv/images"
+    page.fill("#spec-editor", json.dumps(spec, indent=2))
+    page.click("#submit-run")
+    expect(section(page, "dataset")).to_have_attribute("open", "")
+    path_error = dataset_field(page, "path").locator(".sf-error")
+    expect(path_error).to_be_visible()
+    expect(path_error).to_contain_text("image_folder")
+    expect(dataset_field(page, "path").locator(".sf-warning")).to_contain_text("Does not apply")
+    screenshot(page, "new-run-form-folded-error")
+    assert api.get("/runs", params={"limit": 1}).json()["total"] == total_before

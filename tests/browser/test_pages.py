@@ -146,7 +146,7 @@ def test_launch_from_preset_and_watch_it_train(
     page.reload()
     expect(page.locator("#report-table")).to_be_visible()
     expect(page.locator("#confusion-matrix")).to_be_visible()
-    page.wait_for_function(f"({BATCH_POINTS_JS})() > 0")
+    page.wait_for_function(f"() => ({BATCH_POINTS_JS})() > 0")
     assert page.evaluate(BATCH_CUSTOMDATA_JS) == series["batch/loss"]["steps"]
 
 
@@ -224,8 +224,17 @@ def test_cancel_from_the_run_page_and_the_list_follows(
     run_page = page.context.new_page()
     run_page.goto(f"{base_url}/runs/{run_id}")
     expect(run_page.locator("#run-status")).to_have_text(re.compile("queued|running"))
+    # Cancel asks first and says what is kept; "Keep it" changes nothing
     run_page.click("#cancel-button")
+    expect(run_page.locator("#cancel-dialog")).to_be_visible()
+    expect(run_page.locator("#cancel-dialog-text")).to_contain_text("are kept")
+    run_page.get_by_role("button", name="Keep it").click()
+    expect(run_page.locator("#cancel-dialog")).to_be_hidden()
+    expect(run_page.locator("#cancel-button")).to_have_text("Cancel run")
+    run_page.click("#cancel-button")
+    run_page.click("#confirm-cancel")
     expect(run_page.locator("#run-status")).to_have_text("cancelled", timeout=90_000)
+    expect(run_page.locator("#final-metrics-note")).to_contain_text("part-way through an epoch")
     expect(run_page.locator("#cancel-button")).to_be_hidden()
     run_page.close()
 

@@ -65,18 +65,25 @@ def test_the_log_streams_the_trainers_epoch_lines(
 
     # the timeline and the runtime line, from the events the page saw live
     events = page.locator("#events")
-    for key in ("queued", "running", "train_begin", "runtime", "evaluation", "final"):
+    for key in ("queued", "running", "train_begin", "runtime", "evaluation", "final", *STAGES):
         expect(events.locator(f'[data-key="{key}"]')).to_have_count(1)
     expect(events.locator('[data-key="final"]')).to_contain_text("succeeded")
+    # the stages of the start say what happened and how long it took
+    expect(events.locator('[data-key="stage-data_loaded"]')).to_contain_text("train")
+    expect(events.locator('[data-key="stage-model_built"]')).to_contain_text("parameters")
+    expect(events.locator('[data-key="stage-process_started"]')).to_contain_text("ready in")
     expect(page.locator("#run-runtime")).to_contain_text("float32")
 
     # opened afresh, a finished run shows the same log tail and the same events from history
     page.reload()
     expect(log).to_contain_text("Epoch 2/2")
     expect(page.locator("#log-state")).to_have_text("complete")
-    for key in ("queued", "running", "train_begin", "runtime", "evaluation", "final"):
+    for key in ("queued", "running", "train_begin", "runtime", "evaluation", "final", *STAGES):
         expect(events.locator(f'[data-key="{key}"]')).to_have_count(1)
     expect(page.locator("#run-runtime")).to_contain_text("float32")
+
+
+STAGES = ("stage-process_started", "stage-data_loaded", "stage-model_built")
 
 
 def test_curves_per_batch_or_per_epoch_and_zoom_detail(
@@ -93,6 +100,19 @@ def test_curves_per_batch_or_per_epoch_and_zoom_detail(
     both = page.evaluate(TRACE_JS, ["loss-plot", "batch/loss"])
     assert both["visible"] is True
     assert page.evaluate(TRACE_JS, ["loss-plot", "loss"])["visible"] is True
+    # its system metrics, if it trained long enough to be sampled (every 2 s), have their own
+    # panel, on a seconds axis, and stay out of the other-metrics plot
+    sampled = "sys/rss_mb" in api.get(f"/runs/{long_run}/metrics").json()["series"]
+    expect(page.locator("#system-metrics-card")).to_be_visible(visible=sampled)
+    if sampled:
+        page.wait_for_function(
+            "() => (document.getElementById('system-metrics-plot').data || []).some("
+            "(t) => t.uid === 'sys/rss_mb' && t.x.length > 0)"
+        )
+    assert not page.evaluate(
+        "() => (document.getElementById('other-metrics-plot').data || [])"
+        ".some((t) => t.uid.startsWith('sys/'))"
+    )
 
     page.get_by_role("button", name="Per epoch").click()
     expect(page.get_by_role("button", name="Per epoch")).to_have_attribute("aria-pressed", "true")

@@ -9,7 +9,6 @@ compared.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 import uuid
@@ -37,16 +36,6 @@ IDS_JS = """() => [...document.querySelectorAll('#runs-body tr[data-run-id]')]
 SETTLED_IDS_JS = f"""(expected) => document.getElementById('runs-table')
   .getAttribute('aria-busy') === 'false'
   && JSON.stringify(({IDS_JS})()) === JSON.stringify(expected)"""
-
-
-@pytest.fixture(scope="session")
-def database_url(request: pytest.FixtureRequest) -> str:
-    """The stack's database, for runs that need final metrics or come by the dozen."""
-    if os.environ.get("FITBOARD_BASE_URL"):
-        if not os.environ.get("DATABASE_URL"):
-            pytest.skip("FITBOARD_BASE_URL is set: set DATABASE_URL to that stack's database")
-        return os.environ["DATABASE_URL"]
-    return str(request.getfixturevalue("live_stack").env["DATABASE_URL"])
 
 
 def screenshot(page: Page, name: str, *, full_page: bool = True) -> None:

@@ -53,6 +53,9 @@ def test_sweep_page_shows_progress_parcoords_and_trials(
     expect(page.locator("#progress-queued")).to_have_text("0")
     expect(page.locator("#progress-pruned")).to_have_text("0")
     expect(page.locator("#trials-body tr")).to_have_count(2)
+    expect(page.locator("#sweep-partial")).to_have_text("2 of 2 trials finished.")
+    expect(page.locator("#parcoords-empty")).to_be_hidden()
+    expect(page.locator("#sweep-importance")).to_contain_text("once 5 trials have succeeded")
     page.wait_for_function(f"() => ({PARCOORDS_JS})() && ({PARCOORDS_JS})().drawn")
     parcoords = page.evaluate(PARCOORDS_JS)
     assert parcoords["labels"] == [

@@ -88,3 +88,26 @@ def iter_events(
 
 def batch_steps(events: list[Event], key: str = "batch/loss") -> list[int]:
     return [p[1] for e in events if e.kind == "metrics" for p in e.data["points"] if p[0] == key]
+
+
+def trainer_processes(run_id: int, queue: str | None = None) -> list[Any]:
+    """The training processes of a run: started for it (its id in argv), or a standby trainer
+    the worker handed it to (its output goes to the run's log). ``queue``: of this stack only
+    (other stacks on the machine number runs too)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        argv = proc.info["cmdline"] or []
+        if "worker.trainer" not in argv:
+            continue
+        try:
+            if queue is not None and proc.environ().get("FITBOARD_QUEUE") != queue:
+                continue
+            if str(run_id) in argv or any(
+                f"run-{run_id}-attempt-" in f.path for f in proc.open_files()
+            ):
+                found.append(proc)
+        except psutil.Error:  # ended meanwhile
+            continue
+    return found

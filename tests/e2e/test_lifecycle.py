@@ -13,7 +13,14 @@ import pytest
 from sklearn.metrics import classification_report, confusion_matrix
 
 from tests.conftest import LiveStack
-from tests.e2e.helpers import Event, batch_steps, iter_events, submit, wait_status
+from tests.e2e.helpers import (
+    Event,
+    batch_steps,
+    iter_events,
+    submit,
+    trainer_processes,
+    wait_status,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -28,6 +35,14 @@ def test_submit_stream_evaluate_download(live_stack: LiveStack, tmp_path: Path) 
 
     statuses = [e.data["status"] for e in events if e.kind == "status"]
     assert statuses == ["queued", "running", "succeeded"], final
+    # the stages of the start, as they happened, before training began
+    kinds = [e.kind if e.kind != "stage" else e.data["stage"] for e in events]
+    order = ["process_started", "data_loaded", "model_built", "train_begin"]
+    assert [kinds.index(k) for k in order] == sorted(kinds.index(k) for k in order), kinds
+    stages = {e.data["stage"]: e.data for e in events if e.kind == "stage"}
+    assert stages["data_loaded"]["train"] > 0 and stages["data_loaded"]["input_shape"]
+    assert stages["model_built"]["params"] > 0
+    assert stages["process_started"]["startup_s"] > 0
     ids = [e.id for e in events if e.kind != "end"]
     assert ids == sorted(set(ids)), "event ids increase, without duplicates"
     begin = next(e.data for e in events if e.kind == "train_begin")
@@ -223,7 +238,10 @@ def test_redelivered_task_never_starts_a_run_twice(
 
 def test_killed_training_process_marks_run_failed(live_stack: LiveStack) -> None:
     with live_stack.client() as client:
-        run = submit(client, "e2e crash", {"fit": {"epochs": 500, "batch_size": 8}})
+        # no restarts: a killed training process ends the run (test_chaos: one with restarts)
+        run = submit(
+            client, "e2e crash", {"fit": {"epochs": 500, "batch_size": 8}, "max_restarts": 0}
+        )
         seen: list[Event] = []
         for event in iter_events(live_stack.url, run["id"], after=0):
             seen.append(event)
@@ -237,16 +255,9 @@ def test_killed_training_process_marks_run_failed(live_stack: LiveStack) -> None
 
 
 def _trainer_pid(run_id: int) -> int:
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"worker.trainer" in argv and str(run_id).encode() in argv:
-            return int(proc.name)
-    raise AssertionError(f"no training process for run {run_id}")
+    found = trainer_processes(run_id)
+    assert found, f"no training process for run {run_id}"
+    return int(found[0].pid)
 
 
 def test_health_reports_database_redis_and_workers(live_stack: LiveStack) -> None:

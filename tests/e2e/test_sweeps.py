@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Connection, create_engine, func, select
 
 from backend.metrics.models import MetricPoint
-from tests.conftest import ROOT, LiveStack, _stop
+from tests.conftest import ROOT, LiveStack, stop_process
 
 BASE: dict[str, Any] = {
     "preset": "digits-mlp",
@@ -102,7 +102,7 @@ def second_worker(live_stack: LiveStack) -> Iterator[None]:
             *("--hostname", f"sweeps-{os.getpid()}@%h", "--loglevel", "INFO"),
         ],
         cwd=ROOT,
-        env=live_stack.env,
+        env={k: v for k, v in live_stack.env.items() if k != "DATABASE_URL"},
         start_new_session=True,
         stdout=(logs / "worker-sweeps.out").open("wb"),
         stderr=subprocess.STDOUT,
@@ -116,7 +116,7 @@ def second_worker(live_stack: LiveStack) -> Iterator[None]:
                 time.sleep(0.5)
         yield
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 def _max_overlap(intervals: list[tuple[datetime, datetime]]) -> int:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,56 @@ def dataset_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("dataset-cache")
 
 
+@contextlib.asynccontextmanager
+async def _no_housekeeping(_app: Any) -> AsyncIterator[None]:
+    yield  # runs trained in-process here have no worker heartbeating them: leave them be
+
+
+@pytest.fixture(scope="session")
+def worker_api() -> Iterator[str]:
+    """A real API server in a thread of this process, serving whichever database the settings
+    name at each request (each test's own), so training code reaches Fitboard exactly as a
+    worker on another host does: over the worker protocol, with a worker token."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from backend.api.app import create_app
+
+    app = create_app()
+    app.router.lifespan_context = _no_housekeeping
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, name="worker-api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the in-process API did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _join_worker_api(monkeypatch: pytest.MonkeyPatch, url: str, api_url: str) -> None:
+    """A worker token in this database, and the settings a worker joins with."""
+    from backend.config import get_settings
+    from backend.db.session import session_scope
+    from backend.workers import service as workers
+
+    with session_scope(url) as session:
+        _, token = workers.create_token(session, name="unit tests", created_by_id=None)
+    monkeypatch.setenv("FITBOARD_URL", api_url)
+    monkeypatch.setenv("FITBOARD_WORKER_TOKEN", token)
+    get_settings.cache_clear()
+
+
 def _use_database(monkeypatch: pytest.MonkeyPatch, home: Path, url: str) -> None:
     from backend.config import get_settings
 
@@ -65,8 +116,9 @@ def _use_database(monkeypatch: pytest.MonkeyPatch, home: Path, url: str) -> None
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A fresh SQLite database migrated to head, made the settings' database."""
+def sqlite_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, worker_api: str) -> Iterator[str]:
+    """A fresh SQLite database migrated to head, made the settings' database (the in-process
+    API serves it to the training code)."""
     from backend.config import get_settings
     from backend.db.migrate import upgrade
     from backend.db.session import get_engine
@@ -74,13 +126,16 @@ def sqlite_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
     url = f"sqlite:///{tmp_path / 'fitboard.db'}"
     _use_database(monkeypatch, tmp_path, url)
     upgrade(url)
+    _join_worker_api(monkeypatch, url, worker_api)
     yield url
     get_engine(url).dispose()
     get_settings.cache_clear()
 
 
 @pytest.fixture
-def private_pg_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def private_pg_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, worker_api: str
+) -> Iterator[str]:
     """A throwaway PostgreSQL database (not the shared `test` db), migrated to head."""
     from backend.config import get_settings
     from backend.db.migrate import upgrade
@@ -98,6 +153,7 @@ def private_pg_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     try:
         _use_database(monkeypatch, tmp_path, url)
         upgrade(url)
+        _join_worker_api(monkeypatch, url, worker_api)
         yield url
     finally:
         get_engine(url).dispose()

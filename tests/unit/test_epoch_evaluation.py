@@ -11,16 +11,16 @@ import pytest
 from sklearn.metrics import confusion_matrix
 from sqlalchemy import select
 
+from backend.client.streaming import Event, MetricFlusher
 from backend.db.session import session_scope
 from backend.evaluation import service as evaluation
 from backend.evaluation.models import EpochEvaluation
 from backend.events.models import RunEvent
 from backend.metrics.service import Point
 from backend.spec import DatasetSpec, ExperimentSpec
+from worker import port
 from worker.trainer import epoch_evaluation, train
 from worker.trainer.datasets import load
-from worker.trainer.sql_sink import SqlSink
-from worker.trainer.streaming import Event, MetricFlusher
 
 
 def _stored(run_id: int) -> list[EpochEvaluation]:
@@ -81,16 +81,16 @@ class _Recorder(keras.callbacks.Callback):
 
 
 class _FlakySink:
-    """The real SqlSink behind a store that is down for the first writes."""
+    """The worker's real sink (the worker protocol) behind an API that is down at first."""
 
-    def __init__(self, inner: SqlSink, failures: int) -> None:
+    def __init__(self, inner: port.PortSink, failures: int) -> None:
         self.inner = inner
         self.failures = failures
 
     def write(self, uid: str, points: Sequence[Point], events: Sequence[Event]) -> None:
         if self.failures > 0:
             self.failures -= 1
-            raise ConnectionError("database is down")
+            raise ConnectionError("the API is down")
         self.inner.write(uid, points, events)
 
     def cancel_requested(self) -> bool:
@@ -113,7 +113,7 @@ def test_each_epoch_matrix_is_sklearns_and_survives_a_store_outage(
         ]
     )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    sink = _FlakySink(SqlSink(run_id), failures=3)
+    sink = _FlakySink(port.PortSink(port.for_run(run_id)), failures=3)
     flusher = MetricFlusher(sink, run_id=run_id, flush_interval_s=0.02, backoff_s=(0.01, 0.05))
     flusher.start()
     recorder = _Recorder(data.x_test, data.y_test)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import keras
 import numpy as np
@@ -87,3 +88,28 @@ def test_predict_classes_handles_flat_outputs() -> None:
     model.set_weights([np.array([[1.0], [0.0]]), np.array([0.0])])
     pred = predict_classes(model, np.array([[0.2, 5.0], [0.7, -5.0], [0.5, 0.0]]))
     assert pred.tolist() == [0, 1, 0]
+
+
+def test_report_equals_sklearns_on_many_random_predictions() -> None:
+    """The NumPy evaluation (no scikit-learn needed on a script's machine) is sklearn's, exactly,
+    with classes that are never true or never predicted, one class, and perfect predictions."""
+    rng = np.random.default_rng(1)
+    for trial in range(200):
+        n = int(rng.integers(1, 12))
+        m = int(rng.integers(1, 400))
+        y_true = rng.integers(0, n, m)
+        y_pred = rng.integers(0, max(1, n // (1 + trial % 3)), m)
+        if trial % 4 == 0:
+            y_pred = np.where(rng.random(m) < 0.8, y_true, y_pred)
+        names = [f"c{i}" for i in range(n)]
+        result = summarize(y_true, y_pred, class_names=names)
+        labels = list(range(n))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # sklearn warns on a single label
+            expected = classification_report(
+                y_true, y_pred, labels=labels, target_names=names, output_dict=True,
+                zero_division=0,
+            )  # fmt: skip
+            matrix = confusion_matrix(y_true, y_pred, labels=labels).tolist()
+        assert result.report == expected, (n, m, trial)
+        assert result.confusion_matrix == matrix

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from backend.artifacts import service as artifacts
 from backend.artifacts.store import get_store
+from backend.client.streaming import Event, MetricFlusher
 from backend.db.session import session_scope
 from backend.evaluation import service as evaluation
 from backend.events.models import RunEvent
@@ -28,7 +29,6 @@ from worker.trainer.build import build_model, prepare_targets
 from worker.trainer.datasets import load, read_idx
 from worker.trainer.image_folder import load as load_image_folder
 from worker.trainer.samples import png_base64
-from worker.trainer.streaming import Event, MetricFlusher
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from backend.api.errors import validation_body
+from backend.api.spec_router import router
 from backend.config import get_settings
 from backend.spec import ExperimentSpec, plugins
 from backend.spec.presets import PRESETS, deep_merge, resolve_spec
-from backend.spec.router import router
 from backend.spec.transfer import BaseSpec
 from backend.users.deps import current_user
 from backend.users.models import User

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
 import threading
 import time
 from collections import Counter
@@ -17,15 +15,17 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from backend.client.streaming import Event, MetricFlusher
 from backend.db.session import session_scope
 from backend.events.models import RunEvent
 from backend.metrics.models import MetricPoint
 from backend.metrics.service import Point
 from backend.runs import service as runs
 from backend.spec import DatasetSpec
+from backend.workers.local_sink import DatabaseSink
+from tests.proxy import CuttableProxy
+from worker import port
 from worker.trainer.datasets import Dataset, load
-from worker.trainer.sql_sink import SqlSink
-from worker.trainer.streaming import Event, MetricFlusher
 
 
 class MemorySink:
@@ -138,7 +138,7 @@ def test_every_n_batches_samples_global_steps(digits: Dataset) -> None:
 def test_a_failing_store_keeps_the_batch_uid_and_logs_once(
     digits: Dataset, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="worker.trainer.streaming")
+    caplog.set_level(logging.INFO, logger="backend.client.streaming")
     sink = MemorySink()
     sink.down = True
     flusher = MetricFlusher(sink, run_id=7, flush_interval_s=0.01, backoff_s=(0.01, 0.05))
@@ -200,7 +200,8 @@ def test_cancel_requested_in_the_database_stops_training(
     sqlite_url: str, make_run: Any, small_spec: Any, digits: Dataset
 ) -> None:
     run_id = make_run(sqlite_url, spec=small_spec())
-    flusher = MetricFlusher(SqlSink(run_id), run_id=run_id, flush_interval_s=0.02).start()
+    sink = port.PortSink(port.for_run(run_id))  # the worker protocol, as a worker on any host
+    flusher = MetricFlusher(sink, run_id=run_id, flush_interval_s=0.02).start()
     streaming = flusher.callback()
 
     def cancel_at(step: int) -> None:
@@ -225,9 +226,9 @@ def test_cancel_requested_in_the_database_stops_training(
     assert stored == watcher.step
 
 
-def test_sql_sink_writes_idempotently(sqlite_url: str, make_run: Any, small_spec: Any) -> None:
+def test_the_port_sink_writes_idempotently(sqlite_url: str, make_run: Any, small_spec: Any) -> None:
     run_id = make_run(sqlite_url, spec=small_spec())
-    sink = SqlSink(run_id)
+    sink = port.PortSink(port.for_run(run_id))
     points: list[Point] = [
         {"key": "batch/loss", "step": s, "value": 1.0 / s, "wall_time": 1.0} for s in (1, 2)
     ]
@@ -253,93 +254,13 @@ def test_sql_sink_writes_idempotently(sqlite_url: str, make_run: Any, small_spec
 # --- outage on real PostgreSQL, through a proxy we can cut ---------------------------------
 
 
-class CuttableProxy:
-    """TCP proxy to PostgreSQL; cut() refuses new connections and drops the open ones."""
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
-        self.port = 0
-        self.cut_count = 0
-        self._listener: socket.socket | None = None
-        self._open: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        self.restore()
-
-    @property
-    def is_cut(self) -> bool:
-        return self._listener is None
-
-    def restore(self) -> None:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        listener.settimeout(0.05)
-        self.port = listener.getsockname()[1]
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def cut(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.close()
-        with self._lock:
-            for sock in self._open:
-                _hard_close(sock)
-            self._open.clear()
-        self.cut_count += 1
-
-    def _accept(self, listener: socket.socket) -> None:
-        while self._listener is listener:
-            try:
-                client, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            try:
-                server = socket.create_connection(self.upstream, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            client.settimeout(None)
-            server.settimeout(None)
-            with self._lock:
-                if self._listener is not listener:
-                    _hard_close(client)
-                    _hard_close(server)
-                    return
-                self._open |= {client, server}
-            for src, dst in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            with self._lock:
-                self._open.discard(src)
-                self._open.discard(dst)
-            _hard_close(src)
-            _hard_close(dst)
-
-
-def _hard_close(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
-    sock.close()
-
-
 def test_postgres_outage_loses_and_duplicates_nothing(
     private_pg_url: str,
     make_run: Any,
     small_spec: Any,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="worker.trainer.streaming")
+    caplog.set_level(logging.INFO, logger="backend.client.streaming")
     run_id = make_run(private_pg_url, spec=small_spec())
     url = make_url(private_pg_url)
     proxy = CuttableProxy((url.host or "127.0.0.1", url.port or 5432))
@@ -347,7 +268,7 @@ def test_postgres_outage_loses_and_duplicates_nothing(
 
     data = load(DatasetSpec(name="digits"), data_dir=None)
     flusher = MetricFlusher(
-        SqlSink(run_id, url=proxied),
+        DatabaseSink(run_id, url=proxied),
         run_id=run_id,
         flush_interval_s=0.02,
         backoff_s=(0.02, 0.2),

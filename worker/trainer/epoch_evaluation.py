@@ -1,7 +1,7 @@
 """Confusion matrix and classification report at every epoch end (spec evaluation.every_epoch).
 
 The training thread only predicts on the test split (as the final evaluation does) and queues
-the result as a flusher event; the flusher writes it (worker.trainer.sql_sink), retrying while
+the result as a flusher event; the flusher writes it (through the worker's port), retrying while
 the database is away, so a store outage never reaches training.
 """
 
@@ -12,11 +12,11 @@ from typing import Any
 
 import keras
 
-from backend.evaluation.service import EPOCH_EVENT
+from backend.client.streaming import MetricFlusher
+from backend.events.kinds import EPOCH_EVALUATION as EPOCH_EVENT
 from backend.spec import ExperimentSpec
 from worker.trainer.datasets import Dataset
 from worker.trainer.evaluate import evaluate
-from worker.trainer.streaming import MetricFlusher
 
 log = logging.getLogger(__name__)
 

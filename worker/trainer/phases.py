@@ -18,9 +18,9 @@ from typing import Any
 import keras
 import numpy as np
 
+from backend.client.streaming import MetricFlusher, StreamingCallback
 from backend.spec import ExperimentSpec
 from worker.trainer.build import make_optimizer
-from worker.trainer.streaming import MetricFlusher, StreamingCallback
 from worker.trainer.transfer import find_base, set_base_trainable
 
 log = logging.getLogger(__name__)
@@ -43,10 +43,12 @@ def fit_phases(
     spec: ExperimentSpec,
     flusher: MetricFlusher,
     epochs: int | None = None,
+    initial_epoch: int = 0,
     callbacks: list[keras.callbacks.Callback] | None = None,
     **fit_kwargs: Any,
 ) -> keras.callbacks.History | None:
-    """One fit() per phase; ``epochs`` is ignored (the phases' total is fit.epochs)."""
+    """One fit() per phase; ``epochs`` is ignored (the phases' total is fit.epochs). A run
+    resumed at ``initial_epoch`` skips the phases before it and starts inside its phase."""
     phases = spec.fit.phases or []
     callbacks = list(callbacks or [])
     streaming = next((cb for cb in callbacks if isinstance(cb, StreamingCallback)), None)
@@ -56,6 +58,11 @@ def fit_phases(
     history: keras.callbacks.History | None = None
     start = 0
     for index, phase in enumerate(phases):
+        end = start + phase.epochs
+        if end <= initial_epoch:  # trained before the checkpoint this attempt resumes from
+            start = end
+            continue
+        start = max(start, initial_epoch)
         if base is not None:
             set_base_trainable(base, unfreeze_last=phase.unfreeze_last)
         learning_rate = phase.learning_rate or spec.compile.optimizer.learning_rate
@@ -75,7 +82,7 @@ def fit_phases(
             x,
             y,
             initial_epoch=start,
-            epochs=start + phase.epochs,
+            epochs=end,
             callbacks=callbacks,
             **fit_kwargs,
         )

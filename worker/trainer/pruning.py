@@ -13,9 +13,7 @@ from typing import Any
 
 import keras
 
-from backend.db.session import session_scope
-from backend.sweeps import pruning
-from backend.sweeps.pruning import Rule
+from worker import port
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +26,11 @@ DECISION_WAIT_S = 2.0
 class PruningCallback(keras.callbacks.Callback):
     """Hands (epoch, objective) to a daemon thread; a prune decision stops training."""
 
-    def __init__(self, run_id: int, rule: Rule) -> None:
+    def __init__(self, run_port: port.RunPort, objective: str) -> None:
         super().__init__()
-        self.run_id = run_id
-        self.rule = rule
+        self.run_id = run_port.run_id
+        self.port = run_port
+        self.objective = objective
         self.reason: str | None = None  # set once a decision said stop
         self.stopped = False  # training actually stopped early for it
         self._stop = threading.Event()
@@ -39,12 +38,12 @@ class PruningCallback(keras.callbacks.Callback):
         self._answered = threading.Event()
         self._answered.set()
         self._thread = threading.Thread(
-            target=self._decide_forever, name=f"pruner-{run_id}", daemon=True
+            target=self._decide_forever, name=f"pruner-{self.run_id}", daemon=True
         )
         self._thread.start()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        value = (logs or {}).get(self.rule.objective)
+        value = (logs or {}).get(self.objective)
         if value is None or self._stop.is_set():
             return
         try:
@@ -67,14 +66,7 @@ class PruningCallback(keras.callbacks.Callback):
         while not self._stop.is_set():
             epoch, value = self._asks.get()
             try:
-                with session_scope() as session:
-                    why = pruning.decide(
-                        session,
-                        rule=self.rule,
-                        run_id=self.run_id,
-                        epoch=epoch,
-                        value=value if math.isfinite(value) else math.nan,
-                    )
+                why = self.port.prune_decide(epoch, value if math.isfinite(value) else math.nan)
             except Exception as exc:  # no decision is no reason to stop
                 log.warning("run=%s event=prune_check_failed error=%s", self.run_id, exc)
                 self._answered.set()
@@ -86,8 +78,7 @@ class PruningCallback(keras.callbacks.Callback):
             self._answered.set()
 
 
-def for_run(run_id: int) -> PruningCallback | None:
+def for_run(run_port: port.RunPort) -> PruningCallback | None:
     """The pruner of a trial of a sweep that has one; None for any other run."""
-    with session_scope() as session:
-        rule = pruning.rule_for(session, run_id=run_id)
-    return PruningCallback(run_id, rule) if rule is not None else None
+    objective = run_port.prune_objective()
+    return PruningCallback(run_port, objective) if objective is not None else None

@@ -20,13 +20,11 @@ from typing import Any
 import keras
 import numpy as np
 
-from backend.artifacts import service as artifacts
-from backend.artifacts.store import get_store
-from backend.db.session import session_scope
+from backend.client.streaming import MetricFlusher
 from backend.spec import ExperimentSpec
+from worker import port
 from worker.trainer import exporters, losses, runtime
 from worker.trainer.diagnosis import DiagnosisCallback, Finding
-from worker.trainer.streaming import MetricFlusher
 
 log = logging.getLogger(__name__)
 
@@ -122,11 +120,7 @@ class Recipes:
         self.flusher.event("diagnosis", finding.event(), uid=f"diagnosis-{finding.kind}")
 
     def _register(self, name: str, kind: str, path: Path) -> None:
-        with session_scope() as session:
-            artifact = artifacts.add(
-                session, store=get_store(), run_id=self.run_id, name=name, kind=kind, source=path
-            )
-            size = artifact.size_bytes
+        size = port.current().add_artifact(name, kind, path)
         log.info("run=%s event=artifact_saved name=%s bytes=%d", self.run_id, name, size)
 
 

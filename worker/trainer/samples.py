@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from backend.client.streaming import MetricFlusher
 from worker.trainer.datasets import Dataset
-from worker.trainer.streaming import MetricFlusher
 
 PER_CLASS = 2
 MAX_SIDE = 32

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import socket
 import tempfile
 import time
 import traceback
@@ -11,21 +13,27 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import psutil
 
-from backend.artifacts import service as artifacts
-from backend.artifacts.store import get_store
+from backend.client.streaming import MetricFlusher
 from backend.config import get_settings
-from backend.db.session import session_scope
-from backend.evaluation import service as evaluation
-from backend.runs import service as runs
-from backend.runs.models import RunStatus
+from backend.runs.status import RunStatus
 from backend.spec import ExperimentSpec
-from worker.trainer import datasets, epoch_evaluation, phases, pruning, runtime, samples, transfer
+from worker import lifeline, port, unsent
+from worker.trainer import (
+    checkpoints,
+    datasets,
+    epoch_evaluation,
+    phases,
+    pruning,
+    runtime,
+    samples,
+    transfer,
+)
 from worker.trainer.build import build_model, make_callbacks, model_summary, prepare_targets
 from worker.trainer.evaluate import evaluate
 from worker.trainer.recipes import Recipes
-from worker.trainer.sql_sink import SqlSink
-from worker.trainer.streaming import MetricFlusher
+from worker.trainer.sysmetrics import SystemSampler
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +49,15 @@ def run(run_id: int, *, flush_timeout_s: float | None = None) -> int:
     settings = get_settings()
     flush_timeout = flush_timeout_s if flush_timeout_s is not None else settings.heartbeat_timeout_s
     flusher: MetricFlusher | None = None
+    run_port = port.for_run(run_id, attempt=current_attempt())
     try:
-        spec = _load_spec(run_id)
-        flusher = MetricFlusher(
-            SqlSink(run_id), run_id=run_id, flush_interval_s=settings.flush_interval_s
-        )
-        status, reason = _train(run_id, spec, flusher, flush_timeout)
-        with session_scope() as session:
-            runs.finish(session, run_id=run_id, status=status, reason=reason)
+        with port.serving(run_port):
+            spec = _load_spec(run_port)
+            flusher = MetricFlusher(
+                port.PortSink(run_port), run_id=run_id, flush_interval_s=settings.flush_interval_s
+            )
+            status, reason = _train(run_port, spec, flusher, flush_timeout)
+            run_port.finish(status.value, reason)
         log.info("run=%s event=finished status=%s", run_id, status.value)
         return 0
     except Exception as exc:
@@ -56,33 +65,45 @@ def run(run_id: int, *, flush_timeout_s: float | None = None) -> int:
         log.error("run=%s event=failed error=%s: %s\n%s", run_id, type(exc).__name__, exc, tb)
         if flusher is not None:
             flusher.close(timeout=min(flush_timeout, 10.0))
-        if not isinstance(exc, RunNotRunning):
-            _record_failure(run_id, exc, tb)
+        if not isinstance(exc, RunNotRunning | port.Superseded):
+            _record_failure(run_port, exc, tb)
         return 1
     finally:
         runtime.reset()  # the dtype policy is process-global; in-process callers share it
 
 
-def _load_spec(run_id: int) -> ExperimentSpec:
-    with session_scope() as session:
-        run_row = runs.get(session, run_id)
-        if run_row.status != RunStatus.running.value:
-            raise RunNotRunning(
-                f"run {run_id} is {run_row.status}, not running; a worker claims it first"
-            )
-        return ExperimentSpec.model_validate(run_row.spec)
+def _load_spec(run_port: port.RunPort) -> ExperimentSpec:
+    try:
+        return ExperimentSpec.model_validate(run_port.spec())
+    except port.NotRunning as exc:
+        raise RunNotRunning(f"{exc}; a worker claims it first") from None
 
 
 def _train(
-    run_id: int, spec: ExperimentSpec, flusher: MetricFlusher, flush_timeout: float
+    run_port: port.RunPort, spec: ExperimentSpec, flusher: MetricFlusher, flush_timeout: float
 ) -> tuple[RunStatus, str | None]:
     settings = get_settings()
+    run_id = run_port.run_id
+    # the stages of a starting run go out as they happen (the flusher writes from now on)
+    flusher.start()
+    _stage(flusher, "process_started", **_process_facts())
     # first: it declares the devices, which must come before TensorFlow's first op
     recipes = Recipes(run_id=run_id, spec=spec, flusher=flusher)
     if spec.fit.seed is not None:
         keras.utils.set_random_seed(spec.fit.seed)
     started = time.monotonic()
+    if spec.dataset.upload_id is not None:  # an upload: in this host's cache, checked
+        run_port.dataset_dir(spec.dataset.upload_id)
     dataset = datasets.load(spec.dataset, data_dir=settings.data_dir)
+    _stage(
+        flusher,
+        "data_loaded",
+        dataset=dataset.name,
+        train=len(dataset.x_train),
+        test=len(dataset.x_test),
+        input_shape=[int(d) if d is not None else None for d in dataset.input_shape],
+        seconds=round(time.monotonic() - started, 2),
+    )
     log.info(
         "run=%s event=data_loaded dataset=%s train=%d test=%d input_shape=%s seconds=%.1f",
         run_id,
@@ -92,14 +113,22 @@ def _train(
         dataset.input_shape,
         time.monotonic() - started,
     )
+    resume = checkpoints.resume_point(run_port)  # a lost attempt's successor goes on from it
     with recipes.scope():
-        model = build_model(spec, dataset)
+        model = checkpoints.load(run_port, resume) if resume else build_model(spec, dataset)
+        if checkpoints.is_fork_start(run_port, resume):
+            checkpoints.apply_fork_spec(model, spec)
     summary = model_summary(model)
     transfer.announce(spec, flusher, summary)  # the base: in the summary and as an event
     samples.emit_samples(flusher, dataset)
-    with session_scope() as session:
-        runs.set_model_summary(session, run_id=run_id, summary=summary)
+    run_port.set_model_summary(summary)
     log.info("run=%s event=model_built params=%d", run_id, summary["total_params"])
+    _stage(
+        flusher,
+        "model_built",
+        params=int(summary["total_params"]),
+        seconds=round(time.monotonic() - started, 2),
+    )
 
     fit = spec.fit
     validation_split = fit.validation_split or 0.0
@@ -111,6 +140,21 @@ def _train(
         batch_size=recipes.batch_size,
         train_samples=train_samples,
     )
+    checkpointer: checkpoints.CheckpointCallback | None = None
+    if spec.checkpoint.every_epochs > 0:
+        checkpointer = checkpoints.CheckpointCallback(
+            run_port,
+            flusher,
+            streaming,
+            every_epochs=spec.checkpoint.every_epochs,
+            keep=spec.checkpoint.keep,
+            kept=checkpoints.stored_before(spec, resume),
+        )
+    initial_epoch = 0
+    if resume is not None:
+        initial_epoch = resume.epoch
+        streaming.last_step = resume.step  # batch steps go on from the checkpoint's
+        checkpoints.announce_resume(flusher, run_port, resume)
     y_train = prepare_targets(spec, model, dataset.y_train)
     fit_kwargs: dict[str, Any] = recipes.fit_kwargs(dataset.y_train)
     if fit.validation_data == "test":
@@ -121,27 +165,34 @@ def _train(
     elif validation_split:
         fit_kwargs["validation_split"] = validation_split
 
-    flusher.start()
+    sampler = SystemSampler(flusher.points).start()  # sys/* every 2 s, off this thread
     log.info(
         "run=%s event=fit_start epochs=%d batch_size=%d", run_id, fit.epochs, recipes.batch_size
     )
     fit_model = phases.fit_function(model, spec=spec, flusher=flusher)  # fit.phases, if any
-    pruner = pruning.for_run(run_id)  # a trial of a sweep with a pruner
-    fit_model(
-        dataset.x_train,
-        y_train,
-        epochs=fit.epochs,
-        batch_size=recipes.batch_size,
-        shuffle=fit.shuffle,
-        callbacks=[
-            *recipes.callbacks(make_callbacks(spec.callbacks), num_classes=dataset.num_classes),
-            *epoch_evaluation.callbacks(spec, dataset, flusher),  # evaluation.every_epoch
-            *([pruner] if pruner is not None else []),
-            streaming,
-        ],
-        verbose=2,
-        **fit_kwargs,
-    )
+    pruner = pruning.for_run(run_port)  # a trial of a sweep with a pruner
+    try:
+        fit_model(
+            dataset.x_train,
+            y_train,
+            epochs=fit.epochs,
+            initial_epoch=initial_epoch,
+            batch_size=recipes.batch_size,
+            shuffle=fit.shuffle,
+            callbacks=[
+                *recipes.callbacks(make_callbacks(spec.callbacks), num_classes=dataset.num_classes),
+                *epoch_evaluation.callbacks(spec, dataset, flusher),  # evaluation.every_epoch
+                *([pruner] if pruner is not None else []),
+                streaming,
+                *([checkpointer] if checkpointer is not None else []),  # after the metrics
+            ],
+            verbose=2,
+            **fit_kwargs,
+        )
+    finally:
+        sampler.stop()
+        if checkpointer is not None:
+            checkpointer.close()  # the last upload lands before the run ends
     cancelled = streaming.stopped_by_cancel
     pruned = pruner is not None and pruner.stopped and not cancelled
     log.info(
@@ -155,19 +206,16 @@ def _train(
     # a cancelled run stops promptly (the worker kills it after a grace period): no evaluation
     if not cancelled and not pruned:
         result = evaluate(model, dataset)
-        with session_scope() as session:
-            evaluation.save(
-                session,
-                run_id=run_id,
-                split=result.split,
-                class_names=result.class_names,
-                confusion_matrix=result.confusion_matrix,
-                report=result.report,
-            )
+        run_port.save_evaluation(
+            split=result.split,
+            class_names=result.class_names,
+            confusion_matrix=result.confusion_matrix,
+            report=result.report,
+        )
         log.info(
             "run=%s event=evaluated accuracy=%.4f", run_id, float(result.report.get("accuracy", 0))
         )
-    _save_model(run_id, model)
+    _save_model(run_port, model, flusher)
     recipes.after_fit(model, cancelled=cancelled or pruned)
     recipes.close()
 
@@ -180,33 +228,69 @@ def _train(
     return RunStatus.succeeded, None
 
 
-def _save_model(run_id: int, model: keras.Model) -> None:
+def _stage(flusher: MetricFlusher, stage: str, **facts: Any) -> None:
+    """One stage of a starting run, as an event (the run page's timeline and progress show it)."""
+    flusher.event(
+        "stage", {"stage": stage, "wall_time": time.time(), **facts}, uid=f"stage-{stage}"
+    )
+
+
+def _process_facts() -> dict[str, Any]:
+    """How long this process took to get here (mostly importing TensorFlow and Keras; ~0 for a
+    standby trainer that had imported them before its run came)."""
+    warm_since = os.environ.get("FITBOARD_WARM_SINCE")
+    if warm_since:
+        since_start: float | None = time.time() - float(warm_since)
+    else:
+        try:
+            since_start = time.time() - psutil.Process(os.getpid()).create_time()
+        except psutil.Error:
+            since_start = None
+    return {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "startup_s": round(since_start, 2) if since_start is not None else None,
+        "warm": bool(warm_since),
+        "backend": keras.backend.backend(),
+    }
+
+
+def _save_model(run_port: port.RunPort, model: keras.Model, flusher: MetricFlusher) -> None:
+    """model.keras into the store; when the API stays away past every retry, kept on this
+    worker and sent with its next beats (the run still ends as it trained)."""
+    run_id = run_port.run_id
     with tempfile.TemporaryDirectory(prefix=f"fitboard-run-{run_id}-") as tmp:
         path = Path(tmp) / MODEL_ARTIFACT
         model.save(path)
-        with session_scope() as session:
-            artifact = artifacts.add(
-                session,
-                store=get_store(),
-                run_id=run_id,
-                name=MODEL_ARTIFACT,
-                kind="model",
-                source=path,
+        try:
+            size = run_port.add_artifact(MODEL_ARTIFACT, "model", path)
+        except port.Unreachable as exc:
+            kept = unsent.keep(run_id, MODEL_ARTIFACT, "model", path)
+            log.error("run=%s event=model_unsent kept=%s error=%s", run_id, kept, exc)
+            flusher.event(
+                "artifact_error",
+                {
+                    "format": "keras",
+                    "name": MODEL_ARTIFACT,
+                    "error": f"upload failed: {exc}",
+                    "kept_on": socket.gethostname(),
+                    "recovering": "the worker sends it again until the API takes it",
+                },
+                uid=f"artifact_error-{MODEL_ARTIFACT}",
             )
-            size = artifact.size_bytes
+            return
     log.info("run=%s event=model_saved bytes=%d", run_id, size)
 
 
-def _record_failure(run_id: int, exc: Exception, tb: str) -> None:
+def current_attempt() -> int | None:
+    """The attempt this process trains (the worker says so), or None when run by hand."""
+    value = os.environ.get(lifeline.ATTEMPT_ENV, "")
+    return int(value) if value.isdigit() else None
+
+
+def _record_failure(run_port: port.RunPort, exc: Exception, tb: str) -> None:
     try:
-        with session_scope() as session:
-            runs.finish(
-                session,
-                run_id=run_id,
-                status=RunStatus.failed,
-                reason=f"{type(exc).__name__}: {exc}",
-                traceback=tb,
-            )
+        run_port.finish(RunStatus.failed.value, f"{type(exc).__name__}: {exc}", tb)
     except Exception:
-        # the worker records a failed exit itself when the database is unreachable
-        log.exception("run=%s event=record_failure_failed", run_id)
+        # the worker records a failed exit itself when Fitboard is unreachable
+        log.exception("run=%s event=record_failure_failed", run_port.run_id)

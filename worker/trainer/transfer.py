@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import tempfile
 import urllib.error
 import urllib.request
@@ -22,15 +21,11 @@ from typing import Any
 import keras
 import numpy as np
 
-from backend.artifacts import service as artifacts
-from backend.artifacts.store import get_store
-from backend.db.session import session_scope
-from backend.errors import NotFound
-from backend.runs import service as runs
+from backend.client.streaming import MetricFlusher
 from backend.spec import ExperimentSpec
 from backend.spec.plugins import discover
 from backend.spec.transfer import MIN_IMAGE_SIDE, AugmentationSpec, BaseSpec
-from worker.trainer.streaming import MetricFlusher
+from worker import port
 
 log = logging.getLogger(__name__)
 
@@ -297,30 +292,24 @@ def run_base(run_id: int, *, input_shape: tuple[int, ...]) -> keras.Model:
     return keras.Model(source.inputs, source.layers[-2].output, name=f"{BASE_PREFIX}run_{run_id}")
 
 
-def load_run_model(run_id: int) -> keras.Model:
-    """keras.saving.load_model of the run's model.keras, with the plugins' custom objects."""
-    with session_scope() as session:
-        try:
-            status = runs.get(session, run_id).status
-        except NotFound:
-            raise BaseRunUnavailable(f"from_run: there is no run {run_id}") from None
-        try:
-            key = artifacts.get(session, run_id=run_id, name=RUN_MODEL_ARTIFACT).storage_key
-        except NotFound:
-            raise BaseRunUnavailable(
-                f"from_run: run {run_id} ({status}) has saved no {RUN_MODEL_ARTIFACT}; use a "
-                "run that finished training"
-            ) from None
+def custom_objects() -> dict[str, Any]:
+    """What keras.saving.load_model needs for the models Fitboard trains: the plugins' classes."""
     custom: dict[str, Any] = {}
     for plugin in discover().plugins.values():
         custom.update(plugin.custom_objects())
-    store = get_store()
+    return custom
+
+
+def load_run_model(run_id: int) -> keras.Model:
+    """keras.saving.load_model of the run's model.keras, with the plugins' custom objects."""
+    custom = custom_objects()
     with tempfile.TemporaryDirectory(prefix=f"fitboard-base-run-{run_id}-") as tmp:
-        path = store.local_path(key)
-        if path is None or not path.is_file():
-            path = Path(tmp) / RUN_MODEL_ARTIFACT
-            with store.open(key) as src, path.open("wb") as dst:
-                shutil.copyfileobj(src, dst)
+        try:
+            path = port.current().fetch_artifact(run_id, RUN_MODEL_ARTIFACT, Path(tmp))
+        except port.Missing as exc:
+            raise BaseRunUnavailable(
+                f"from_run: {exc}; use a run that finished training and saved {RUN_MODEL_ARTIFACT}"
+            ) from None
         try:
             model = keras.saving.load_model(path, custom_objects=custom, compile=False)
         except Exception as exc:

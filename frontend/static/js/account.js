@@ -1,7 +1,12 @@
-// The account page: your API tokens (shown once), your password, and for admins the users.
+// The account page: your API tokens (shown once), your password, your notifications, and for
+// admins the users, the audit log and the notification deliveries.
 
 import { api, describeError, showMessage } from "./api.js";
+import { startAuditLog } from "./audit-log.js";
+import { startDeliveryLog } from "./delivery-log.js";
+import { loadNotifySettings, wireNotifySettings } from "./notify-settings.js";
 import { el, timeElement } from "./format.js";
+import { startWorkerTokens } from "./worker-tokens.js";
 
 const $ = (id) => document.getElementById(id);
 const errorBox = $("account-error");
@@ -98,7 +103,7 @@ $("password-form").addEventListener("submit", async (event) => {
   try {
     await api("/auth/password", { method: "POST", body: { current_password: current, new_password: next } });
     event.target.reset();
-    status.textContent = "Password changed.";
+    status.textContent = "Password changed. Your other browsers were signed out.";
   } catch (err) {
     showMessage(errorBox, err);
   }
@@ -111,7 +116,8 @@ async function patchUser(user, changes, what) {
   try {
     const answer = await api(`/users/${user.id}`, { method: "PATCH", body: changes });
     if (answer.password) {
-      $("user-secret-label").textContent = `New password of ${user.username}:`;
+      $("user-secret-label").textContent =
+        `New password of ${user.username} (signed out everywhere; their API tokens are revoked):`;
       $("user-secret-copy").textContent = "Copy";
       showSecret($("user-secret"), $("user-secret-value"), answer.password);
     }
@@ -186,13 +192,18 @@ async function start() {
     me = (await api("/auth/me")).user;
     $("account-who").textContent = `Signed in as ${me.username} (${me.role})`;
     await loadTokens();
+    await loadNotifySettings(errorBox);
     if (me.role === "admin") {
       $("users-card").hidden = false;
       await loadUsers();
+      await startWorkerTokens(errorBox, copy);
+      await startAuditLog(errorBox);
+      await startDeliveryLog(errorBox);
     }
   } catch (err) {
     showMessage(errorBox, `Could not load your account: ${describeError(err)}`);
   }
 }
 
+wireNotifySettings(errorBox);
 start();

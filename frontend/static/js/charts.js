@@ -25,6 +25,13 @@ export const PLOTS = [
   { id: "lr-plot", title: "learning rate", batchKey: "batch/lr", epochKey: "lr", valKey: null, color: COLORS.lr },
 ];
 
+// Keras 3 logs the rate as "learning_rate" (ReduceLROnPlateau, some scripts): the same curve
+const ALIASES = new Map([
+  ["learning_rate", "lr"],
+  ["batch/learning_rate", "batch/lr"],
+]);
+const seriesKey = (key) => ALIASES.get(key) || key;
+
 export const ALL_KEYS = PLOTS.flatMap((p) => [p.batchKey, p.epochKey, p.valKey]).filter(Boolean);
 
 function emptySeries() {
@@ -54,6 +61,8 @@ export class TrainingCharts {
     this.onProgress = onProgress;
     this.plots = PLOTS.map((plot) => ({ ...plot, div: document.getElementById(plot.id), traces: traceSpecs(plot) }));
     this.emptyText = "Waiting for the first batch…";
+    // (plot) -> what a plot says when it is empty while others have curves
+    this.missingText = null;
     this.granularity = "both"; // both | batch | epoch: which training curves are shown
     this.markers = { earlyStop: null, phases: [] };
     // (key, minStep, maxStep) -> Promise of a /metrics series: finer detail for a zoomed range
@@ -206,8 +215,9 @@ export class TrainingCharts {
 
   /** Load the /metrics answer and draw everything from scratch (or leave that to redraw()). */
   setHistory(seriesByKey, { draw = true } = {}) {
-    for (const [key, data] of Object.entries(seriesByKey || {})) {
-      if (!this.series.has(key)) continue;
+    for (const [name, data] of Object.entries(seriesByKey || {})) {
+      const key = seriesKey(name);
+      if (!this.series.has(key) || (key !== name && seriesByKey[key])) continue;
       const steps = data.steps || [];
       this.series.set(key, {
         steps: [...steps],
@@ -232,14 +242,32 @@ export class TrainingCharts {
     return true;
   }
 
-  setEmptyText(text) {
+  /** text: when no plot has data; missing(plot): when others have curves but this one not. */
+  setEmptyText(text, missing = null) {
     this.emptyText = text;
+    this.missingText = missing;
     if (this.drawn) for (const plot of this.plots) this.updateAnnotation(plot);
+  }
+
+  /** Whether any per-batch series has a point: without them every curve is per epoch. */
+  get hasBatches() {
+    return this.plots.some((plot) => this.series.get(plot.batchKey).steps.length > 0);
+  }
+
+  /** The x axis' unit: epochs once batches map onto them, or when there are no batches. */
+  get xUnit() {
+    return this.stepsPerEpoch || !this.hasBatches ? "epoch" : "batch";
+  }
+
+  emptyTextOf(plot) {
+    const othersHaveData = this.plots.some((other) => other !== plot && this.hasData(other));
+    return othersHaveData && this.missingText ? this.missingText(plot) : this.emptyText;
   }
 
   /** Stream points [key, step, value, wall_time]; only steps past the last drawn one count. */
   addPoints(points) {
-    for (const [key, step, value, wallTime] of points) {
+    for (const [name, step, value, wallTime] of points) {
+      const key = seriesKey(name);
       const s = this.series.get(key);
       if (!s || !(step > s.lastStep)) continue;
       const queued = this.pending.get(key) || { steps: [], values: [], walls: [] };
@@ -277,7 +305,13 @@ export class TrainingCharts {
       const steps = Math.round(this.lastBatchStep / epochEnded.steps.at(-1));
       redrawn = this.setStepsPerEpoch(steps, { exact: true });
     }
-    if (this.drawn && !redrawn) for (const plot of this.plots) this.extend(plot, pending);
+    if (this.drawn && !redrawn) {
+      for (const plot of this.plots) this.extend(plot, pending);
+      // an empty plot beside curves that just began says what this run does not report
+      for (const plot of this.plots) {
+        if (!plot.hasData && plot.shownEmptyText !== this.emptyTextOf(plot)) this.updateAnnotation(plot);
+      }
+    }
     this.onProgress(pending);
   }
 
@@ -298,6 +332,9 @@ export class TrainingCharts {
     if (!indices.length) return;
     Plotly.extendTraces(plot.div, update, indices);
     if (!plot.hasData) this.updateAnnotation(plot);
+    else if (plot.div.layout && plot.div.layout.xaxis.title.text !== this.xUnit) {
+      Plotly.relayout(plot.div, { "xaxis.title.text": this.xUnit });
+    }
   }
 
   buildTrace(plot, trace) {
@@ -372,7 +409,7 @@ export class TrainingCharts {
     }
     return [
       {
-        text: this.emptyText,
+        text: (plot.shownEmptyText = this.emptyTextOf(plot)),
         xref: "paper",
         yref: "paper",
         x: 0.5,
@@ -402,7 +439,7 @@ export class TrainingCharts {
       legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", font: { size: 11 }, traceorder: "normal" },
       xaxis: {
         visible: plot.hasData, // empty axes would show made-up ranges
-        title: { text: this.stepsPerEpoch ? "epoch" : "batch" },
+        title: { text: this.xUnit },
         zeroline: false,
         rangemode: "tozero",
       },

@@ -160,6 +160,7 @@ function renderFinal(runs, metricsByRun) {
           " ",
           el("a", { href: `/runs/${run.id}`, text: run.name }),
           el("span", { className: "muted", text: ` #${run.id}` }),
+          forkNote(run),
         ),
         el("td", {}, statusBadge(run.status)),
         el("td", { className: "num", text: epochs || "—" }),
@@ -174,10 +175,25 @@ function renderFinal(runs, metricsByRun) {
   );
 }
 
+/** "forked from #12 at epoch 3" under a fork's name (its curves up to there are #12's). */
+function forkNote(run) {
+  const from = run.forked_from;
+  if (!from) return null;
+  return el(
+    "span",
+    { className: "muted fork-note", dataset: { forkedFrom: String(from.run_id) } },
+    " · forked from ",
+    el("a", { href: `/runs/${from.run_id}`, text: `#${from.run_id}` }),
+    ` at epoch ${from.epoch}`,
+  );
+}
+
+const forkText = (run) => (run.forked_from ? `#${run.forked_from.run_id} at epoch ${run.forked_from.epoch}` : null);
+
 const cellText = (value) => (value === undefined ? "—" : typeof value === "string" ? value : JSON.stringify(value));
 
 function renderParams(runs) {
-  const flat = runs.map((run) => flatten({ preset: run.preset ?? null, ...run.spec }));
+  const flat = runs.map((run) => flatten({ preset: run.preset ?? null, forked_from: forkText(run), ...run.spec }));
   const keys = [];
   const seen = new Set();
   for (const map of flat) {

@@ -5,7 +5,8 @@ export const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"
 
 /**
  * Create an element. attrs: plain attributes plus `text` (textContent), `className`,
- * `dataset` (object) and `on` (event name -> handler). children: nodes or strings (as text).
+ * `dataset` (object), `style` (CSS text, applied through CSSOM: the CSP refuses style
+ * attributes) and `on` (event name -> handler). children: nodes or strings (as text).
  */
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -14,6 +15,7 @@ export function el(tag, attrs = {}, ...children) {
     if (name === "text") node.textContent = String(value);
     else if (name === "className") node.className = value;
     else if (name === "dataset") Object.assign(node.dataset, value);
+    else if (name === "style") node.style.cssText = String(value);
     else if (name === "on") {
       for (const [event, handler] of Object.entries(value)) node.addEventListener(event, handler);
     } else node.setAttribute(name, value === true ? "" : String(value));

@@ -6,11 +6,19 @@ const $ = (id) => document.getElementById(id);
 const form = $("login-form");
 const errorBox = $("login-error");
 
-/** Only a path on this site: never an absolute or protocol-relative URL (open redirects). */
-function nextPage() {
-  const next = new URLSearchParams(location.search).get("next") || "/";
-  return next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\") ? next : "/";
+/**
+ * Only a path on this site (open redirects): a browser drops tabs and newlines inside a URL and
+ * reads "\\" as "/", so "/\t/evil" or "/\\evil" would lead to another host; those are refused,
+ * and whatever is left must still resolve to this origin.
+ */
+export function safeNext(value) {
+  if (typeof value !== "string" || !value.startsWith("/") || value.startsWith("//")) return "/";
+  if (/[\u0000-\u001f\u007f\\]/.test(value)) return "/";
+  const url = new URL(value, location.origin);
+  return url.origin === location.origin ? url.pathname + url.search + url.hash : "/";
 }
+
+const wanted = new URLSearchParams(location.search).get("next");
 
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -24,8 +32,12 @@ form.addEventListener("submit", async (event) => {
   const button = $("login-submit");
   button.disabled = true;
   try {
-    await api("/auth/login", { method: "POST", body: { username, password } });
-    location.assign(nextPage());
+    const me = await api("/auth/login", {
+      method: "POST",
+      body: { username, password, next: wanted },
+    });
+    // the server checked `next` too; checked again here in case an older server echoes it
+    location.assign(safeNext(me.next));
   } catch (err) {
     showMessage(errorBox, err);
     $("login-password").select();

@@ -1,5 +1,7 @@
 // New run: pick a preset (or clone a run), edit its spec in a form generated from the JSON
 // Schema or as JSON or YAML (all three kept in sync), submit; 422 errors go next to their fields.
+// The form shows the common fields first and folds the rest; what does not apply to the chosen
+// dataset or optimizer is left out (the schema's x-applies-when).
 
 import { ApiError, api, describeError, showMessage } from "./api.js";
 import { el } from "./format.js";
@@ -38,6 +40,8 @@ const state = {
 const pretty = (value) => JSON.stringify(value, null, 2);
 const VIEW_NAMES = { json: "JSON", yaml: "YAML" };
 const NEW_LAYER = { type: "Dense", units: 64, activation: "relu" };
+// shown first, above the folded sections: what most runs change
+const COMMON_FIELDS = ["dataset.name", "fit.epochs", "fit.batch_size", "compile.optimizer.name", "compile.optimizer.learning_rate"];
 
 function deepEqual(a, b) {
   if (a === b) return true;
@@ -214,6 +218,7 @@ function revealField(field) {
   const row = state.schemaForm && state.schemaForm.closestField(field);
   if (row && !state.invalid) {
     const input = row.querySelector("input, select, textarea");
+    state.schemaForm.openAround(row);
     row.scrollIntoView({ block: "center" });
     if (input) input.focus({ preventScroll: true });
     return;
@@ -313,7 +318,10 @@ async function submit(event) {
   submitButton.disabled = true;
   submitStatus.textContent = "Starting…";
   try {
-    const run = await api("/runs", { method: "POST", body: buildBody(nameInput.value.trim(), state.spec) });
+    const body = buildBody(nameInput.value.trim(), state.spec);
+    // every event, both channels: the Account page says where they go
+    if (document.getElementById("notify-me").checked) body.notify = {};
+    const run = await api("/runs", { method: "POST", body });
     submitStatus.textContent = "Run created, opening it…";
     location.assign(`/runs/${encodeURIComponent(run.id)}`);
   } catch (err) {
@@ -392,6 +400,7 @@ async function loadSchema() {
       schema,
       onChange: onFormChange,
       newItems: { "model.layers": NEW_LAYER },
+      common: COMMON_FIELDS,
       suggest: (path) => (path.length === 4 && path[0] === "model" && path[1] === "layers" && path[3] === "type" ? KERAS_LAYERS : null),
     });
   } catch (err) {

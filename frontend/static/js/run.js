@@ -18,11 +18,13 @@ import {
 import { RateMeter } from "./progress.js";
 import { readEventLog } from "./eventlog.js";
 import { LogPanel } from "./runlog.js";
-import { OtherMetrics } from "./othermetrics.js";
+import { OtherMetrics, isSystemMetric } from "./othermetrics.js";
 import { plotlyReady } from "./plotly-ready.js";
 import { historyRequest, runRequest } from "./run-requests.js";
+import "./run-lineage.js"; // Resume, Fork, lineage: listens for "fitboard:run" before the first render
 import { renderArtifacts, renderBase, renderModelSummary, renderSamples } from "./sections.js";
 import { renderFlags, renderTimeline, runtimeText, timelineEntries } from "./timeline.js";
+import { isEmptyObject, isExternal, presetText, runKind, trialParamsText, workerText } from "./runkind.js";
 
 const $ = (id) => document.getElementById(id);
 const runId = (/^\/runs\/(\d+)\/?$/.exec(location.pathname) || [])[1];
@@ -46,6 +48,12 @@ const state = {
 const rate = new RateMeter();
 // plotly.js loads beside this module (see plotly-ready.js): both draw only once it has run
 const otherMetrics = new OtherMetrics({ card: $("other-metrics-card"), div: $("other-metrics-plot") });
+const systemMetrics = new OtherMetrics({
+  card: $("system-metrics-card"),
+  div: $("system-metrics-plot"),
+  accept: isSystemMetric,
+  xTitle: "seconds",
+});
 const charts = new TrainingCharts({ onProgress: onLivePoints });
 if (charts) {
   charts.fetchDetail = async (key, minStep, maxStep) => {
@@ -82,6 +90,18 @@ function setTime(id, iso) {
   $(id).replaceChildren(timeElement(iso));
 }
 
+// what a starting run is doing, from its latest stage event
+const STARTING = {
+  process_started: "Loading the data…",
+  data_loaded: "Building the model…",
+  model_built: "Compiling and starting the first batch…",
+};
+
+function startingLabel() {
+  const stage = state.stage && STARTING[state.stage];
+  return stage || "Starting the training process (importing Keras)…";
+}
+
 function renderHeader() {
   const run = state.run;
   $("run-name").textContent = run.name;
@@ -92,10 +112,13 @@ function renderHeader() {
   setTime("run-finished", run.finished_at);
   $("run-duration").textContent = formatDuration(runDuration(run));
   $("run-launcher").textContent = run.launched_by || "—";
-  $("run-worker").textContent = run.worker_host || "—";
-  $("run-preset").textContent = run.preset || "custom spec";
-  $("run-dataset").textContent = run.dataset || (run.spec && run.spec.dataset && run.spec.dataset.name) || "—";
+  $("run-worker").textContent = workerText(run);
+  $("run-preset").textContent = presetText(run);
+  $("run-dataset").textContent =
+    run.dataset || (run.spec && run.spec.dataset && run.spec.dataset.name) || (isExternal(run) ? "not reported by the script" : "—");
+  document.body.dataset.runKind = runKind(run);
   $("clone-button").href = `/new?clone=${encodeURIComponent(run.id)}`;
+  $("sweep-from-run").href = `/sweeps/new?run=${encodeURIComponent(run.id)}`;
   $("compare-link").href = `/compare?runs=${encodeURIComponent(run.id)}`;
   if (run.sweep_id) {
     // a sweep's trial links back to its sweep
@@ -103,6 +126,9 @@ function renderHeader() {
     link.href = `/sweeps/${encodeURIComponent(run.sweep_id)}`;
     link.textContent = `sweep ${run.sweep_id}, trial #${run.trial_number}`;
     $("run-sweep-row").hidden = false;
+    const params = trialParamsText(run.trial_params);
+    $("run-trial-params").textContent = params || "none recorded";
+    $("run-trial-row").hidden = false;
   }
   annotations.render(run);
   renderRuntime();
@@ -117,23 +143,51 @@ function renderHeader() {
 
   const button = $("cancel-button");
   const active = ACTIVE_STATUSES.has(run.status);
-  if (!state.evaluation && !state.shownEvaluation) {
-    // Only a run that may still be evaluated keeps room for the matrix.
-    $("evaluation").classList.toggle("awaiting", active || run.status === "succeeded");
-    $("evaluation-empty").textContent = active || run.status === "succeeded"
-      ? "The confusion matrix and classification report appear here once the run has been evaluated on its test split."
-      : `This run ${run.status === "failed" ? "failed" : "was cancelled"} before it was evaluated: there is no confusion matrix or report.`;
-  }
+  if (!state.evaluation && !state.shownEvaluation) renderEvaluationEmpty();
   button.hidden = !active;
   button.disabled = Boolean(run.cancel_requested);
   button.textContent = run.cancel_requested ? "Cancelling…" : "Cancel run";
 
+  $("final-metrics-note").hidden = run.status !== "cancelled";
+  document.dispatchEvent(new CustomEvent("fitboard:run", { detail: run })); // run-lineage.js
   for (const key of FINAL_KEYS) {
     const live = liveValue(key);
     const stored = run.final_metrics ? run.final_metrics[key] : undefined;
     const value = active ? (live ?? stored) : (stored ?? live);
     document.querySelector(`#final-metrics [data-key="${key}"]`).textContent = formatMetric(value);
   }
+}
+
+/** What the evaluation card says while it has no matrix: whether one may still come. */
+function renderEvaluationEmpty() {
+  const run = state.run;
+  const active = ACTIVE_STATUSES.has(run.status);
+  const kind = runKind(run);
+  let awaiting = active || run.status === "succeeded";
+  let text = awaiting
+    ? "The confusion matrix and classification report appear here once the run has been evaluated on its test split."
+    : `This run ${run.status === "failed" ? "failed" : "was cancelled"} before it was evaluated: there is no confusion matrix or report.`;
+  if (kind === "remote-monitor") {
+    awaiting = false;
+    text = "RemoteMonitor sends only per-epoch logs: this run has no confusion matrix or report.";
+  } else if (kind === "script" && active) {
+    text = "The confusion matrix and classification report appear here if the script sends an evaluation (FitboardCallback's evaluate=…).";
+  } else if (kind === "script") {
+    awaiting = awaiting && !state.evaluationMissing; // room until the answer says there is none
+    text = "The script sent no evaluation: there is no confusion matrix or report.";
+  }
+  $("evaluation").classList.toggle("awaiting", awaiting);
+  $("evaluation-empty").textContent = text;
+}
+
+/** The parts a script's run never has (no worker ran it) say so instead of waiting. */
+function renderExternalSections(run) {
+  if (!isExternal(run)) return;
+  const what = runKind(run) === "remote-monitor" ? "RemoteMonitor" : "The script";
+  $("model-empty").textContent = `${what} sent no model summary.`;
+  $("flags-empty").textContent = "Not checked: Fitboard looks for over- and underfitting only in runs its workers train.";
+  $("spec-title").textContent = "Spec sent by the script";
+  if (isEmptyObject(run.spec)) $("spec-json").textContent = `${what} sent no spec.`;
 }
 
 function renderRuntime() {
@@ -145,6 +199,12 @@ function renderRuntime() {
     return;
   }
   node.classList.add("muted");
+  if (isExternal(run)) {
+    node.textContent = runKind(run) === "remote-monitor"
+      ? "not reported by the script (RemoteMonitor sends only epoch logs)"
+      : "not reported by the script";
+    return;
+  }
   const precision = (run.spec && run.spec.precision) || "float32";
   if (ACTIVE_STATUSES.has(run.status)) node.textContent = `${precision}; devices are reported when training starts`;
   else node.textContent = state.historyRead ? `${precision} (the devices were not recorded)` : precision;
@@ -163,6 +223,9 @@ function ingestEvent(kind, data, { received = null, wall = null } = {}) {
   } else if (kind === "runtime") {
     state.runtime = data;
     renderRuntime();
+  } else if (kind === "stage") {
+    state.stage = data.stage;
+    renderProgress();
   } else if (kind === "early_stop" && charts) {
     charts.setMarkers({ earlyStop: data });
   } else if (kind === "phase") {
@@ -176,6 +239,7 @@ function ingestEvent(kind, data, { received = null, wall = null } = {}) {
 }
 
 function renderFlagList() {
+  if (state.run && isExternal(state.run) && !state.diagnoses.length) return; // renderExternalSections
   renderFlags($("flags"), $("flags-empty"), state.diagnoses, { finished: Boolean(state.run) && !ACTIVE_STATUSES.has(state.run.status) });
 }
 
@@ -230,7 +294,11 @@ function renderProgress() {
     epoch = Math.floor((step - 1) / perEpoch) + 1;
     batch = step - (epoch - 1) * perEpoch;
   }
-  const position = `epoch ${epoch}/${epochs ?? "?"} · batch ${batch ?? (step || 0)}/${perEpoch ?? "?"}`;
+  // a run that reports per-epoch values only (RemoteMonitor) has no batch to name
+  const epochOnly = charts ? state.historyDrawn && !charts.hasBatches && !perEpoch : false;
+  const position = epochOnly
+    ? `epoch ${epoch}/${epochs ?? "?"}`
+    : `epoch ${epoch}/${epochs ?? "?"} · batch ${batch ?? (step || 0)}/${perEpoch ?? "?"}`;
 
   let label;
   let fraction = 0;
@@ -238,15 +306,16 @@ function renderProgress() {
   if (epochs && perEpoch) fraction = Math.min(1, step / (epochs * perEpoch));
   else if (epochs) fraction = Math.min(1, done / epochs);
   if (run.status === "queued") {
-    label = run.cancel_requested ? "Cancelling…" : "Queued · waiting for a worker";
+    // the fleet says why, when no live worker could take it (GET /runs/{id}: waiting)
+    label = run.cancel_requested ? "Cancelling…" : run.waiting ? `Queued · ${run.waiting}` : "Queued · waiting for a worker";
   } else if (run.status === "running") {
-    label = step === 0 && done === 0 && !state.trainBegin ? "Preparing data and building the model…" : position;
+    label = step === 0 && done === 0 && !state.trainBegin ? startingLabel() : position;
     if (run.cancel_requested) label += " · cancelling…";
     const seconds = epochs && perEpoch ? rate.eta(epochs * perEpoch - step) : null;
     eta = seconds === null ? (step > 0 ? "ETA: estimating…" : "") : `ETA ${formatDuration(seconds)}`;
   } else if (run.status === "succeeded") {
     fraction = 1;
-    label = `Finished · ${done || epochs || 0}/${epochs ?? "?"} epochs`;
+    label = epochs ? `Finished · ${done || epochs}/${epochs} epochs` : `Finished · ${done} epoch${done === 1 ? "" : "s"}`;
     if (epochs && done && done < epochs) label += " (stopped early)";
   } else {
     label = step || done ? `${run.status} at ${position}` : run.status;
@@ -295,7 +364,11 @@ async function loadEvaluation() {
   try {
     state.evaluation = await api(`/runs/${runId}/evaluation`);
   } catch (err) {
-    if (err instanceof ApiError && err.status === 404) return;
+    if (err instanceof ApiError && err.status === 404) {
+      state.evaluationMissing = true;
+      if (!state.shownEvaluation) renderEvaluationEmpty();
+      return;
+    }
     showMessage($("evaluation-error"), err, { prefix: "Could not load the evaluation: " });
     return;
   }
@@ -347,7 +420,10 @@ async function loadArtifacts() {
     return;
   }
   showMessage($("artifacts-error"), null);
-  renderArtifacts(list, items, { finished: Boolean(state.run) && !ACTIVE_STATUSES.has(state.run.status) });
+  renderArtifacts(list, items, {
+    finished: Boolean(state.run) && !ACTIVE_STATUSES.has(state.run.status),
+    external: Boolean(state.run) && isExternal(state.run),
+  });
 }
 
 // ---- live updates -------------------------------------------------------------------------
@@ -407,9 +483,10 @@ function openStream(afterId) {
   on("metrics", (data) => {
     if (charts) charts.addPoints(data.points || []);
     if (otherMetrics) otherMetrics.addPoints(data.points || []);
+    systemMetrics.addPoints(data.points || []);
   });
   const received = (kind) => (data) => ingestEvent(kind, data, { received: new Date() });
-  for (const kind of ["status", "train_begin", "evaluation", "artifact", "early_stop", "phase", "diagnosis", "runtime", "base", "class_weight", "samples"]) {
+  for (const kind of ["status", "stage", "train_begin", "evaluation", "artifact", "early_stop", "phase", "diagnosis", "runtime", "base", "class_weight", "samples"]) {
     on(kind, received(kind));
   }
   on("train_begin", (data) => {
@@ -419,6 +496,11 @@ function openStream(afterId) {
     refreshRun(); // the model summary is ready once training begins
   });
   on("status", (data) => {
+    if (data.attempt > (state.run.attempt || 1)) {
+      // the lost attempt's curves were dropped and the next one draws them again: start over
+      location.reload();
+      return;
+    }
     state.run = { ...state.run, ...data };
     renderHeader();
     renderProgress();
@@ -435,6 +517,14 @@ function openStream(afterId) {
   });
 }
 
+/** Batch/epoch switches only for a run with per-batch curves; an epoch-only run says so. */
+function renderGranularity() {
+  const epochOnly = charts.epochsDone > 0 && !charts.hasBatches;
+  $("granularity").hidden = epochOnly;
+  $("curves-note").hidden = !epochOnly;
+  $("curves-note").textContent = epochOnly ? "Per epoch only: this run reported no per-batch values." : "";
+}
+
 // ---- start --------------------------------------------------------------------------------
 
 async function loadHistory(run, request) {
@@ -448,9 +538,10 @@ async function loadHistory(run, request) {
     showMessage($("metrics-error"), "Charts are unavailable: plotly.js did not load.");
     return;
   }
-  charts.setEmptyText(
-    ACTIVE_STATUSES.has(run.status) ? "Waiting for the first batch…" : "No metrics were recorded for this run.",
-  );
+  const active = ACTIVE_STATUSES.has(run.status);
+  // an empty plot beside others' curves names what this run does not report
+  const missing = (plot) => `This run ${active ? "has not reported" : "did not report"} ${plot.title === "learning rate" ? "a learning rate" : plot.title}.`;
+  charts.setEmptyText(active ? "Waiting for the first batch…" : "No metrics were recorded for this run.", missing);
   charts.setHistory(metrics.series, { draw: false }); // drawn once, on the right x axis
   if (!charts.stepsPerEpoch && charts.epochsDone > 0 && charts.lastBatchStep > 0) {
     // No train_begin to read: guess from history; exact once the run has finished.
@@ -458,7 +549,10 @@ async function loadHistory(run, request) {
     charts.setStepsPerEpoch(guess, { exact: !ACTIVE_STATUSES.has(run.status) });
   }
   charts.redraw();
+  state.historyDrawn = true;
+  renderGranularity();
   if (otherMetrics) otherMetrics.setHistory(metrics.series);
+  systemMetrics.setHistory(metrics.series);
 }
 
 async function main() {
@@ -484,6 +578,7 @@ async function main() {
   renderModelSummary($("model-summary"), $("model-empty"), run.model_summary);
   if (run.model_summary && run.model_summary.base) renderBase($("run-base-row"), $("run-base"), run.model_summary.base);
   $("spec-json").textContent = JSON.stringify(run.spec, null, 2);
+  renderExternalSections(run);
   renderProgress();
   loadArtifacts();
   if (run.spec && run.spec.evaluation && run.spec.evaluation.every_epoch) loadEpochEvaluations();
@@ -492,7 +587,8 @@ async function main() {
   renderFlagList();
   // events before this page opened (train_begin, runtime, phases, flags…); the stream has the rest
   loadEventHistory(run);
-  logPanel.start(runId, { live: ACTIVE_STATUSES.has(run.status), queued: run.status === "queued" });
+  if (isExternal(run)) logPanel.setStatus("A script's run sends no log to Fitboard.", "empty");
+  else logPanel.start(runId, { live: ACTIVE_STATUSES.has(run.status), queued: run.status === "queued" });
 
   try {
     await loadHistory(run, historyRequest);
@@ -503,9 +599,33 @@ async function main() {
   renderProgress();
   // Events after the run was read; metric steps already drawn are skipped on arrival.
   if (ACTIVE_STATUSES.has(run.status)) openStream(run.last_event_id);
+  if (run.status === "queued") watchWaiting();
 }
 
-$("cancel-button").addEventListener("click", async () => {
+/** While the run waits, ask every 5 s why (a worker may join, or leave). */
+function watchWaiting() {
+  const timer = setInterval(async () => {
+    if (!state.run || state.run.status !== "queued") {
+      clearInterval(timer);
+      return;
+    }
+    try {
+      const fresh = await api(`/runs/${runId}`);
+      if (state.run.status === "queued") state.run = { ...state.run, waiting: fresh.waiting };
+      renderProgress();
+    } catch {
+      // the next tick asks again
+    }
+  }, 5000);
+}
+
+// Cancel asks first, saying what is kept (the dialog's form closes it with the button's value)
+$("cancel-button").addEventListener("click", () => $("cancel-dialog").showModal());
+$("cancel-dialog").addEventListener("close", () => {
+  if ($("cancel-dialog").returnValue === "cancel") cancelRun();
+});
+
+async function cancelRun() {
   const button = $("cancel-button");
   button.disabled = true;
   button.textContent = "Cancelling…";
@@ -520,7 +640,7 @@ $("cancel-button").addEventListener("click", async () => {
     button.disabled = false;
     button.textContent = "Cancel run";
   }
-});
+}
 
 $("granularity").addEventListener("click", (event) => {
   const button = event.target.closest("button[data-granularity]");

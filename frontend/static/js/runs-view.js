@@ -37,8 +37,11 @@ function localDayStart(day, days = 0) {
   return Number.isNaN(date.getTime()) ? null : date.toISOString();
 }
 
-/** GET /runs for a view; the date range is in the viewer's days, "to" included. */
-export function apiQuery(view) {
+/**
+ * GET /runs for a view; the date range is in the viewer's days, "to" included. `paramPaths`:
+ * the spec paths whose values the rows show.
+ */
+export function apiQuery(view, paramPaths = []) {
   const params = new URLSearchParams({ limit: String(PAGE_SIZE), offset: String(view.offset) });
   for (const key of ["q", "status", "dataset", "preset", "tag", "launcher"]) if (view[key]) params.set(key, view[key]);
   if (view.sort !== DEFAULT_SORT) params.set("sort", view.sort);
@@ -46,6 +49,7 @@ export function apiQuery(view) {
   const before = view.to && localDayStart(view.to, 1);
   if (after) params.set("created_after", after);
   if (before) params.set("created_before", before);
+  if (paramPaths.length) params.set("with_params", paramPaths.join(","));
   return `/runs?${params}`;
 }
 

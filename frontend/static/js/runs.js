@@ -1,8 +1,19 @@
 // Runs history: search, filters, sort and page on the server; the URL holds the whole view.
 // Select runs to compare, cancel, delete or tag. Rows of queued/running runs stay live.
+// The columns are each person's own choice (runs-columns.js), kept on the server.
 
 import { api, describeError, showMessage } from "./api.js";
 import { ACTIVE_STATUSES, el, formatCount } from "./format.js";
+import {
+  DEFAULT_COLUMNS,
+  describe,
+  loadColumns,
+  normalize,
+  paramPaths,
+  pathLabel,
+  renderChooser,
+  saveColumns,
+} from "./runs-columns.js";
 import { renderRow, updateRow } from "./runs-rows.js";
 import { FILTERS, PAGE_SIZE, apiQuery, blankView, hasFilters, urlOf, viewFromUrl } from "./runs-view.js";
 
@@ -37,8 +48,18 @@ const buttons = {
   next: $("next-page"),
 };
 
+const chooser = {
+  menu: $("columns-menu"),
+  body: $("columns-body"),
+  filter: $("columns-filter"),
+  reset: $("columns-reset"),
+};
+
 const state = {
   view: blankView(),
+  columns: [...DEFAULT_COLUMNS], // column keys shown, in order (runs-columns.js)
+  available: null, // {metrics, params} the runs have, once the chooser has asked
+  saving: Promise.resolve(), // the last save of the columns, queued behind the ones before
   page: null, // the last RunPage shown
   selected: new Map(), // run id -> RunSummary, for the rows ticked on this page
   generation: 0, // bumps on every load, so a stale answer is dropped
@@ -116,7 +137,7 @@ async function load({ quiet = false } = {}) {
   stopRefresh();
   if (!quiet) table.setAttribute("aria-busy", "true"); // the old rows stay, dimmed
   try {
-    const page = await api(apiQuery(state.view));
+    const page = await api(apiQuery(state.view, paramPaths(state.columns)));
     if (generation !== state.generation) return;
     if (page.items.length === 0 && page.total > 0 && state.view.offset > 0) {
       // past the end (runs were deleted, or an old link): show the last page instead
@@ -150,8 +171,8 @@ function render() {
   const handlers = { onSelect: toggle, onTag: (tag) => navigate({ tag }) };
   const rows = items.map((run) => {
     const row = existing.get(run.id);
-    if (!row) return renderRow(run, handlers);
-    updateRow(row, run, handlers);
+    if (!row) return renderRow(run, state.columns, handlers);
+    updateRow(row, run, state.columns, handlers);
     return row;
   });
   const sameOrder = rows.length === body.children.length && rows.every((row, i) => body.children[i] === row);
@@ -309,6 +330,89 @@ function scheduleRefresh() {
   }, REFRESH_MS);
 }
 
+// ---- columns: the header, and the chooser ----
+
+function renderHead() {
+  const head = table.tHead.rows[0];
+  const cells = state.columns.map((key) => {
+    const column = describe(key);
+    const th = el("th", { scope: "col", className: column.num ? "num" : column.param ? "param-col" : "" });
+    if (key === "name") th.classList.add("name-col");
+    th.dataset.column = key;
+    const label = column.param
+      ? el("span", { className: "mono" }, pathLabel(column.name))
+      : el("span", { text: column.label });
+    if (!column.sort) {
+      th.append(label);
+      return th;
+    }
+    th.dataset.sort = column.sort;
+    if (column.first) th.dataset.first = column.first;
+    const title = `Sort by ${column.param ? column.name : column.label.toLowerCase()}`;
+    const button = el("button", { type: "button", className: "sort-button", title }, label);
+    button.addEventListener("click", () => navigate({ sort: sortFor(th) }));
+    th.append(button);
+    return th;
+  });
+  head.replaceChildren(head.cells[0], ...cells);
+  const placeholder = body.querySelector(".placeholder-row td");
+  if (placeholder) placeholder.colSpan = state.columns.length + 1;
+}
+
+function renderColumnsMenu() {
+  if (!chooser.menu.open) return;
+  renderChooser(chooser.body, {
+    keys: state.columns,
+    available: state.available,
+    filter: chooser.filter.value,
+    onChange: setColumns,
+  });
+}
+
+async function loadAvailable() {
+  try {
+    state.available = await api("/runs/columns");
+  } catch (err) {
+    state.available = { metrics: [], params: [] };
+    showMessage(errorBox, err, { prefix: "Could not load the metrics and parameters to choose from: " });
+  }
+  renderColumnsMenu();
+}
+
+/** Show these columns now and remember them for this person. */
+function setColumns(keys) {
+  const before = paramPaths(state.columns).join(",");
+  state.columns = normalize(keys);
+  renderHead();
+  renderColumnsMenu();
+  syncControls();
+  // a new parameter's values come with the rows; anything else is on the page already
+  if (paramPaths(state.columns).join(",") !== before) load();
+  else render();
+  // one save at a time, each sending the columns as they are then: the last edit wins
+  state.saving = state.saving
+    .then(() => saveColumns(state.columns))
+    .catch((err) => showMessage(errorBox, err, { prefix: "Could not save your columns: " }));
+}
+
+chooser.menu.addEventListener("toggle", () => {
+  if (!chooser.menu.open) return;
+  renderColumnsMenu();
+  loadAvailable(); // fresh each time: new runs bring new metrics
+});
+chooser.filter.addEventListener("input", renderColumnsMenu);
+chooser.reset.addEventListener("click", () => setColumns(DEFAULT_COLUMNS));
+document.addEventListener("click", (event) => {
+  // composedPath, not contains: a clicked button may be re-rendered away by now
+  if (chooser.menu.open && !event.composedPath().includes(chooser.menu)) chooser.menu.open = false;
+});
+chooser.menu.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && chooser.menu.open) {
+    chooser.menu.open = false;
+    chooser.menu.querySelector("summary").focus();
+  }
+});
+
 // ---- wiring ----
 
 function sortFor(th) {
@@ -317,13 +421,6 @@ function sortFor(th) {
   if (sort === key) return `-${key}`;
   if (sort === `-${key}`) return key;
   return th.dataset.first === "desc" ? `-${key}` : key;
-}
-
-for (const th of table.querySelectorAll("th[data-sort]")) {
-  const label = th.textContent.trim();
-  const button = el("button", { type: "button", className: "sort-button", title: `Sort by ${label.toLowerCase()}` }, label);
-  button.addEventListener("click", () => navigate({ sort: sortFor(th) }));
-  th.replaceChildren(button);
 }
 
 search.addEventListener("input", () => {
@@ -387,6 +484,12 @@ document.addEventListener("visibilitychange", () => {
 });
 
 state.view = viewFromUrl();
+try {
+  state.columns = await loadColumns();
+} catch (err) {
+  showMessage(errorBox, err, { prefix: "Could not load your columns (showing the default ones): " });
+}
+renderHead();
 syncControls();
 loadFacets();
 load();

@@ -3,6 +3,13 @@
 // Every field row carries data-path="spec.fit.epochs" (the API's error paths), so a 422 can be
 // shown next to the field it names. Value edits update the value and call onChange; edits that
 // change the form's structure (add, remove, reorder, switch a type) redraw the form.
+//
+// Layout: the `common` fields first, then one folded section (<details>) per part of the spec,
+// opened by the user or by an error inside it. A field whose schema says where it applies
+// ("x-applies-when": {"dataset.name": ["imdb", ...]}) is left out while its condition does not
+// hold, unless it holds something other than its default or has an error; changing the field a
+// condition reads resets the fields that stop applying to their defaults (the value is kept
+// aside and comes back if they apply again).
 
 import { el } from "./format.js";
 import {
@@ -31,6 +38,23 @@ const prettyName = (name) => {
 };
 const singular = (name) => String(name).replace(/ies$/, "y").replace(/s$/, "");
 const idFor = (path) => `sf-${path.join("-").replace(/[^A-Za-z0-9_-]/g, "_")}`;
+const sameJson = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+export const APPLIES_WHEN = "x-applies-when";
+
+/** A field's own default (what the server assumes when it is left out). */
+const defaultOf = (shape) => (shape.hasDefault ? shape.default : null);
+const isDefault = (shape, value) => value === undefined || sameJson(value, defaultOf(shape)) || (value === null && !shape.hasDefault);
+
+/** Every object property with an x-applies-when, as {path, shape, when}, through nested objects. */
+function conditionalFields(shape, path = [], out = []) {
+  if (!shape || shape.kind !== "object") return out;
+  for (const prop of shape.properties) {
+    const when = prop.shape.schema && prop.shape.schema[APPLIES_WHEN];
+    if (isObject(when)) out.push({ path: [...path, prop.name], shape: prop.shape, when });
+    conditionalFields(prop.shape, [...path, prop.name], out);
+  }
+  return out;
+}
 
 /** Text for a free-form JSON value: strings bare unless they would read as something else. */
 export function jsonValueText(value) {
@@ -77,7 +101,7 @@ export class SchemaForm {
    * newItems: {"model.layers": {...}} what "Add" puts in a list at that path.
    * suggest(path): values a text field at that path offers (a datalist), or null.
    */
-  constructor(root, { schema, onChange = () => {}, newItems = {}, suggest = () => null }) {
+  constructor(root, { schema, onChange = () => {}, newItems = {}, suggest = () => null, common = [] }) {
     this.root = root;
     this.suggest = suggest; // (path) -> values a text field offers, or null
     this.datalists = new Map();
@@ -87,13 +111,75 @@ export class SchemaForm {
     this.newItems = newItems;
     this.value = {};
     this.errors = new Map(); // "spec.fit.epochs" -> [messages]
-    this.closed = new Set(); // paths of sections the user folded
+    this.opened = new Set(); // sections unfolded (by the user, or to show an error)
     this.disabled = false;
+    this.common = common.map((path) => path.split(".")); // shown first, out of their sections
+    this.commonKeys = new Set(common);
+    this.conditional = conditionalFields(this.shape);
+    this.conditionalByKey = new Map(this.conditional.map((field) => [field.path.join("."), field]));
+    this.controls = new Set(this.conditional.flatMap(({ when }) => Object.keys(when)));
+    this.stash = new Map(); // "dataset.maxlen" -> the value it had before it stopped applying
   }
 
   setValue(value) {
     this.value = clone(value);
+    this.stash = new Map();
     this.render();
+  }
+
+  // ---- what applies ---------------------------------------------------------------------------
+
+  /** Does an x-applies-when hold for the value? (unknown when the field it reads is not set) */
+  holds(when) {
+    return Object.entries(when).every(([at, values]) => {
+      const current = getAt(this.value, at.split("."));
+      return current === undefined || current === null || !Array.isArray(values) || values.includes(current);
+    });
+  }
+
+  hasErrorAt(field) {
+    for (const key of this.errors.keys()) if (key === field || key.startsWith(`${field}.`)) return true;
+    return false;
+  }
+
+  /** null: an unconditional field; else {applies, shown} for this conditional one. */
+  applicability(path) {
+    const field = this.conditionalByKey.get(path.join("."));
+    if (!field) return null;
+    const applies = this.holds(field.when);
+    const shown = applies || !isDefault(field.shape, getAt(this.value, path)) || this.hasErrorAt(["spec", ...path].join("."));
+    return { applies, shown, when: field.when };
+  }
+
+  /** After a field a condition reads changed: reset what stopped applying, restore what applies again. */
+  applyConditions(changed) {
+    for (const field of this.conditional) {
+      if (!Object.hasOwn(field.when, changed)) continue;
+      const parent = getAt(this.value, field.path.slice(0, -1));
+      if (!isObject(parent)) continue;
+      const key = field.path.join(".");
+      const current = getAt(this.value, field.path);
+      if (!this.holds(field.when)) {
+        if (isDefault(field.shape, current)) continue;
+        this.stash.set(key, clone(current));
+        setAt(this.value, field.path, field.shape.hasDefault ? clone(field.shape.default) : undefined);
+      } else if (this.stash.has(key)) {
+        if (isDefault(field.shape, current)) setAt(this.value, field.path, this.stash.get(key));
+        this.stash.delete(key);
+      }
+    }
+  }
+
+  /** Unfold the sections around a node (to show an error or a field in them). */
+  openAround(node) {
+    let at = node && node.parentElement;
+    while (at && at !== this.root) {
+      if (at.tagName === "DETAILS") {
+        at.open = true;
+        if (at.dataset.section) this.opened.add(at.dataset.section);
+      }
+      at = at.parentElement;
+    }
   }
 
   // ---- errors ---------------------------------------------------------------------------------
@@ -163,6 +249,7 @@ export class SchemaForm {
       const input = row.querySelector(":scope > .sf-control input, :scope > .sf-control select, :scope > .sf-control textarea");
       if (input) input.setAttribute("aria-invalid", "true");
       row.classList.add("has-error");
+      this.openAround(row);
     }
   }
 
@@ -170,11 +257,7 @@ export class SchemaForm {
   revealFirstError() {
     const first = this.root.querySelector(".sf-error");
     if (!first) return false;
-    let node = first.parentElement;
-    while (node && node !== this.root) {
-      if (node.tagName === "DETAILS") node.open = true;
-      node = node.parentElement;
-    }
+    this.openAround(first);
     const row = first.closest("[data-path]");
     const input = row && row.querySelector("input, select, textarea");
     first.scrollIntoView({ block: "center" });
@@ -198,6 +281,12 @@ export class SchemaForm {
   set(path, value, { structural = false } = {}) {
     if (path.length === 0) this.value = value;
     else setAt(this.value, path, value);
+    const key = path.join(".");
+    if (this.controls.has(key)) {
+      // e.g. the dataset: other fields appear or go, and those that no longer apply are reset
+      this.applyConditions(key);
+      structural = true;
+    }
     const field = ["spec", ...path].join(".");
     if (this.errors.has(field)) {
       this.errors.delete(field);
@@ -233,7 +322,7 @@ export class SchemaForm {
   renderRoot() {
     const shape = this.shape;
     if (shape.kind !== "object") return this.renderField(shape, [], { label: "Spec" });
-    const sections = [];
+    const sections = [this.commonBlock()];
     const loose = [];
     for (const prop of shape.properties) {
       if (prop.shape.kind === "const") continue; // spec_version: kept as it is, nothing to choose
@@ -243,10 +332,68 @@ export class SchemaForm {
       else loose.push(prop);
     }
     if (loose.length) {
-      const body = loose.map((prop) => this.renderProperty(prop, []));
+      const body = this.propertyRows(loose, []);
       sections.push(this.sectionShell("other", "Runtime and outputs", body));
     }
     return el("div", { className: "sf-root" }, sections);
+  }
+
+  /** The common fields, in the order given, before the folded sections. */
+  commonBlock() {
+    const rows = [];
+    for (const path of this.common) {
+      let shape = this.shape;
+      let prop = null;
+      for (const name of path) {
+        prop = shape && shape.kind === "object" ? shape.properties.find((p) => p.name === name) : null;
+        if (!prop) break;
+        shape = prop.shape;
+      }
+      if (!prop) continue;
+      // out of its section a field's name may not say enough: "Name" of dataset is "Dataset"
+      const label = prop.name === "name" && path.length > 1 ? prettyName(path[path.length - 2]) : prettyName(prop.name);
+      rows.push(this.renderField(prop.shape, path, { label, required: prop.required, name: prop.name }));
+    }
+    return rows.length ? el("div", { className: "sf-common", dataset: { section: "common" } }, rows) : null;
+  }
+
+  /**
+   * Rows for these properties of the object at path: the common ones are drawn first instead,
+   * those that do not apply are left out (and named in a note), those that do not apply but hold
+   * a value are drawn with a warning.
+   */
+  propertyRows(properties, path) {
+    const rows = [];
+    const hidden = [];
+    let hiddenWhen = null;
+    for (const prop of properties) {
+      const propPath = [...path, prop.name];
+      if (this.commonKeys.has(propPath.join("."))) continue;
+      const applicability = this.applicability(propPath);
+      if (applicability && !applicability.shown) {
+        hidden.push(prettyName(prop.name));
+        hiddenWhen = applicability.when;
+        continue;
+      }
+      const row = this.renderProperty(prop, path);
+      if (applicability && !applicability.applies) {
+        row.classList.add("sf-not-applicable");
+        row.append(el("p", { className: "sf-hint sf-warning", text: `Does not apply when ${this.conditionText(applicability.when)}: clear it, or the run may be refused.` }));
+      }
+      rows.push(row);
+    }
+    if (hidden.length) {
+      const text = `Not shown, as they do not apply when ${this.conditionText(hiddenWhen)}: ${hidden.join(", ")}.`;
+      rows.push(el("p", { className: "sf-hint sf-hidden-note", dataset: { hidden: hidden.join(",") }, text }));
+    }
+    return rows;
+  }
+
+  /** "dataset.name is digits" for {"dataset.name": [...]}, read from the value. */
+  conditionText(when) {
+    return Object.keys(when)
+      .map((at) => `${at} is ${String(getAt(this.value, at.split(".")))}`)
+      .join(" and ");
   }
 
   /** The id of a datalist offering these values (one per distinct list). */
@@ -263,13 +410,14 @@ export class SchemaForm {
   sectionShell(key, title, body) {
     const details = el(
       "details",
-      { className: "sf-section", dataset: { section: key }, open: !this.closed.has(key) },
+      { className: "sf-section", dataset: { section: key }, open: this.opened.has(key) },
       el("summary", {}, el("span", { className: "sf-section-title", text: title })),
       el("div", { className: "sf-section-body" }, body),
     );
     details.addEventListener("toggle", () => {
-      if (details.open) this.closed.delete(key);
-      else this.closed.add(key);
+      if (!details.isConnected) return; // a redraw replaced it
+      if (details.open) this.opened.add(key);
+      else this.opened.delete(key);
     });
     return details;
   }
@@ -474,11 +622,9 @@ export class SchemaForm {
 
   objectBody(shape, path, value) {
     const current = isObject(value) ? value : {};
-    const rows = [];
-    for (const prop of shape.properties) {
-      if (prop.shape.kind === "const" && (prop.name === "type" || prop.name === "name")) continue; // the tag
-      rows.push(this.renderProperty(prop, path));
-    }
+    // the tag of a tagged object is its type select
+    const properties = shape.properties.filter((prop) => !(prop.shape.kind === "const" && (prop.name === "type" || prop.name === "name")));
+    const rows = this.propertyRows(properties, path);
     if (shape.extra) {
       const known = new Set(shape.properties.map((p) => p.name));
       rows.push(

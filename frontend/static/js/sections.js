@@ -46,14 +46,16 @@ function safeUrl(url) {
 }
 
 /** Download links for a run's files; only http(s) links are made. */
-export function renderArtifacts(list, items, { finished }) {
+export function renderArtifacts(list, items, { finished, external = false }) {
   if (!items.length) {
+    let text = finished
+      ? "This run saved no artifacts."
+      : "No artifacts yet: the trained model and its history are saved when training ends.";
+    if (external) text = "None: a script's run keeps its model and files where it trained.";
     list.replaceChildren(
       el("li", {
         className: "muted",
-        text: finished
-          ? "This run saved no artifacts."
-          : "No artifacts yet: the trained model and its history are saved when training ends.",
+        text,
       }),
     );
     return;

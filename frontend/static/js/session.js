@@ -2,6 +2,7 @@
 // a sign-out button. Every page loads it next to its own script.
 
 import { api, describeError } from "./api.js";
+import { startBrowserNotifications } from "./browser-notify.js";
 import { el } from "./format.js";
 
 async function signOut(button) {
@@ -49,3 +50,4 @@ async function showUser() {
 }
 
 showUser();
+startBrowserNotifications();

@@ -1,6 +1,6 @@
 // The run page's Events timeline and Flags, built from the run and its (non-metric) events.
 
-import { el, formatMetric, formatTime, parseTime } from "./format.js";
+import { el, formatBytes, formatMetric, formatTime, parseTime } from "./format.js";
 
 const FINAL = new Set(["succeeded", "failed", "cancelled", "pruned"]);
 const FLAG_LABELS = {
@@ -26,23 +26,56 @@ function shortJson(data) {
   return text && text.length > 120 ? `${text.slice(0, 119)}…` : text || "";
 }
 
+const STAGE_TITLES = {
+  process_started: "Training process started",
+  data_loaded: "Data loaded",
+  model_built: "Model built",
+};
+
+/** A stage of a starting run: what it did and how long it took. */
+function describeStage(data) {
+  const parts = [];
+  if (data.stage === "process_started") {
+    if (data.startup_s !== null && data.startup_s !== undefined) parts.push(`Keras (${data.backend || "?"}) ready in ${Number(data.startup_s).toFixed(1)} s`);
+    if (data.host) parts.push(`on ${data.host}`);
+  } else if (data.stage === "data_loaded") {
+    if (data.train !== undefined) parts.push(`${Number(data.train).toLocaleString()} train · ${Number(data.test || 0).toLocaleString()} test`);
+    if (Array.isArray(data.input_shape)) parts.push(`input ${data.input_shape.map((d) => (d === null ? "?" : d)).join("×")}`);
+    if (data.seconds !== undefined) parts.push(`${Number(data.seconds).toFixed(1)} s`);
+  } else if (data.stage === "model_built") {
+    if (data.params !== undefined) parts.push(`${Number(data.params).toLocaleString()} parameters`);
+    if (data.seconds !== undefined) parts.push(`${Number(data.seconds).toFixed(1)} s after start`);
+  }
+  return { key: `stage-${data.stage}`, title: STAGE_TITLES[data.stage] || String(data.stage).replace(/_/g, " "), detail: parts.join(" · ") };
+}
+
 /** Title, detail and tone of one event; null for events the timeline leaves out. */
 export function describeEvent(kind, data, run) {
   data = data || {};
   switch (kind) {
     case "status": {
+      if (data.status === "queued" && data.resumed_by_hand) {
+        const from = data.resume_from ? `from the checkpoint of epoch ${data.resume_from.epoch}` : "";
+        return { key: `queued-${data.attempt}`, title: `Resumed by hand as attempt ${data.attempt}`, detail: [from, data.epochs ? `up to epoch ${data.epochs}` : ""].filter(Boolean).join(", "), tone: "warn" };
+      }
+      if (data.status === "queued" && data.requeued_because) {
+        return { key: `queued-${data.attempt}`, title: `Queued again as attempt ${data.attempt}`, detail: data.requeued_because, tone: "warn" };
+      }
       if (data.status === "queued") {
         return data.cancel_requested ? null : { key: "queued", title: "Queued", detail: run && run.preset ? `preset ${run.preset}` : "custom spec" };
       }
       if (data.status === "running") {
         if (data.cancel_requested) return { key: "cancel", title: "Cancel requested", detail: "the run stops within a couple of batches", tone: "warn" };
-        return { key: "running", title: "Started", detail: data.worker_host ? `on ${data.worker_host}` : "" };
+        const title = data.attempt > 1 ? `Started attempt ${data.attempt}` : "Started";
+        return { key: data.attempt > 1 ? `running-${data.attempt}` : "running", title, detail: data.worker_host && !(run && run.source === "external") ? `on ${data.worker_host}` : "" };
       }
       if (data.status === "succeeded") return { key: "final", title: "Finished", detail: "succeeded", tone: "ok" };
       if (data.status === "failed") return { key: "final", title: "Failed", detail: data.failure_reason || "no reason was recorded", tone: "bad" };
       if (data.status === "cancelled") return { key: "final", title: "Cancelled", detail: data.failure_reason || "", tone: "warn" };
       return { key: `status-${data.status}`, title: String(data.status), detail: "" };
     }
+    case "stage":
+      return describeStage(data);
     case "train_begin": {
       const parts = [];
       if (data.epochs) parts.push(`${data.epochs} epochs`);
@@ -79,7 +112,28 @@ export function describeEvent(kind, data, run) {
     case "evaluation":
       return { key: "evaluation", title: "Evaluated", detail: data.split ? `on the ${data.split} split` : "" };
     case "artifact":
+      if (data.kind === "checkpoint") return null; // the checkpoint events say it
       return { key: `artifact-${data.name}`, title: `Saved ${data.name || "an artifact"}`, detail: data.kind || "", tone: "muted" };
+    case "checkpoint": {
+      // one entry, the newest: a checkpoint every epoch would bury everything else
+      const parts = [];
+      if (data.bytes !== undefined) parts.push(formatBytes(data.bytes));
+      if (data.seconds !== undefined) parts.push(`${Number(data.seconds).toFixed(1)} s`);
+      return { key: "checkpoint", title: `Checkpoint after epoch ${data.epoch ?? "?"}`, detail: parts.join(" · "), tone: "muted" };
+    }
+    case "forked":
+      return { key: "forked", title: `Forked from run #${data.run_id} at epoch ${data.epoch}`, detail: data.artifact ? `starts from its ${data.artifact}` : "" };
+    case "fork":
+      return { key: `fork-${data.run_id}`, title: `Forked as run #${data.run_id}`, detail: `from the checkpoint of epoch ${data.epoch}`, tone: "muted" };
+    case "resumed": {
+      if (data.from_run) {
+        return { key: `resumed-${data.attempt}`, title: `Started from run #${data.from_run}'s epoch ${data.from_epoch ?? "?"}`, detail: data.host ? `on ${data.host}` : "", tone: "muted" };
+      }
+      const parts = [];
+      if (data.host) parts.push(`on ${data.host}`);
+      if (data.artifact) parts.push(`from ${data.artifact}`);
+      return { key: `resumed-${data.attempt}`, title: `Attempt ${data.attempt ?? "?"}, resumed from epoch ${data.from_epoch ?? "?"}`, detail: parts.join(" · "), tone: "warn" };
+    }
     case "samples":
     case "metrics":
     case "end":
@@ -93,7 +147,7 @@ export function describeEvent(kind, data, run) {
 function eventTime(event, run) {
   const data = event.data || {};
   if (event.kind === "status") {
-    if (data.status === "queued" && !data.cancel_requested) return { at: parseTime(run.created_at), approx: false };
+    if (data.status === "queued" && !data.cancel_requested && !data.requeued_because) return { at: parseTime(run.created_at), approx: false };
     if (data.status === "running" && !data.cancel_requested && data.started_at) return { at: parseTime(data.started_at), approx: false };
     if (FINAL.has(data.status) && data.finished_at) return { at: parseTime(data.finished_at), approx: false };
   }
@@ -120,8 +174,10 @@ export function timelineEntries(run, events) {
   }
   // the run itself says when it was queued, started and finished, whatever the log held
   const fallback = [
-    ["queued", run.created_at, { title: "Queued", detail: run.preset ? `preset ${run.preset}` : "custom spec" }],
-    ["running", run.started_at, { title: "Started", detail: run.worker_host ? `on ${run.worker_host}` : "" }],
+    run.source === "external"
+      ? ["queued", run.created_at, { title: "Created", detail: "by a script training elsewhere" }]
+      : ["queued", run.created_at, { title: "Queued", detail: run.preset ? `preset ${run.preset}` : "custom spec" }],
+    ["running", run.started_at, { title: "Started", detail: run.worker_host && run.source !== "external" ? `on ${run.worker_host}` : "" }],
   ];
   if (FINAL.has(run.status)) {
     const final = describeEvent("status", { status: run.status, failure_reason: run.failure_reason }, run);

@@ -1,10 +1,11 @@
-"""Stream metrics out of fit() without slowing or breaking it.
+"""Stream metrics out of fit() without slowing or breaking it: the one streaming core.
 
 The Keras callback only appends to a deque. A daemon thread (the flusher) drains it every
 ``flush_interval_s`` into batches with a stable uid and writes them through a Sink; a failed
 batch is retried with the same uid (the store is idempotent per uid and per key/step) while new
 points queue up behind it, so an outage costs neither a point nor a duplicate.
-Pure: the database Sink lives in worker.trainer.sql_sink.
+Pure (keras and the standard library): a managed run's Sink is worker.port.PortSink (the worker
+protocol over HTTP); FitboardCallback's is backend.client.keras.ExternalSink (the public API).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # queue item tags: (tag, step, logs, wall_time, lr) or (EVENT, kind, data, uid)
-BATCH, EPOCH, EVENT = 0, 1, 2
+BATCH, EPOCH, EVENT, OTHER = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,11 @@ class StreamingCallback(keras.callbacks.Callback):
         every_n_batches: int = 1,
         batch_size: int | None = None,
         train_samples: int | None = None,
+        record_lr: bool = True,
     ) -> None:
         super().__init__()
         self._queue = queue
+        self._record_lr = record_lr
         self._cancel = cancel
         self._every = max(1, int(every_n_batches))
         self._batch_size = batch_size
@@ -77,7 +80,7 @@ class StreamingCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._steps_per_epoch = self.params.get("steps")
-        self._schedule = _schedule_of(self.model.optimizer)
+        self._schedule = _schedule_of(self.model.optimizer) if self._record_lr else None
         data = {
             "epochs": self.planned_epochs or self.params.get("epochs"),
             "steps_per_epoch": self._steps_per_epoch,
@@ -92,7 +95,7 @@ class StreamingCallback(keras.callbacks.Callback):
         else:
             self._epoch_base = self.last_step
         # the learning rate only changes between epochs (ReduceLROnPlateau), so read it once
-        self._lr = self._read_lr()
+        self._lr = self._read_lr() if self._record_lr else None
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         step = self._epoch_base + batch + 1
@@ -145,7 +148,7 @@ class MetricFlusher:
         self,
         sink: Sink,
         *,
-        run_id: int,
+        run_id: int | None,
         flush_interval_s: float = 0.25,
         cancel_poll_s: float | None = None,
         max_batch_points: int = 5000,
@@ -185,6 +188,10 @@ class MetricFlusher:
     def event(self, kind: str, data: dict[str, Any], *, uid: str | None = None) -> None:
         """Send a non-metric event through the same ordered, retried path."""
         self.queue.append((EVENT, kind, data, uid or f"{self.token}-{kind}-{uuid.uuid4().hex[:8]}"))
+
+    def points(self, step: int, values: dict[str, float], wall_time: float) -> None:
+        """Queue points of other series at ``step`` (e.g. sys/*: step is seconds); any thread."""
+        self.queue.append((OTHER, step, values, wall_time, None))
 
     def start(self) -> MetricFlusher:
         self._thread.start()

@@ -1,0 +1,1 @@
+"""The HTTP layer: the app, its dependencies, errors, headers and docs."""

@@ -1,0 +1,58 @@
+"""The Celery app as both sides see it: the API sends a run id by task name, the worker
+(worker.celery_app) registers the task on this same app. No database here: a worker on
+another host imports it too."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from celery import Celery
+
+from backend.config import get_settings
+
+TRAIN_TASK = "fitboard.train_run"
+
+
+@lru_cache
+def get_celery() -> Celery:
+    settings = get_settings()
+    app = Celery("fitboard", broker=settings.redis_url)
+    app.conf.update(
+        task_default_queue=settings.queue,
+        task_serializer="json",
+        accept_content=["json"],
+        # a run is acknowledged only once its task returns; a lost worker's run is redelivered,
+        # and the atomic queued -> running claim keeps a redelivered run from starting twice
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": 3600},
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+GPUS_SUFFIX = ".gpus-"
+
+
+def queue_for(spec: dict[str, Any] | None, base: str) -> str:
+    """Where a run waits: the base queue, or ``<base>.gpus-N`` for a run that asks for N GPUs
+    (only a worker with at least N GPUs consumes it, so no worker takes a run it cannot
+    train)."""
+    gpus = ((spec or {}).get("resources") or {}).get("gpus")
+    if isinstance(gpus, int) and gpus >= 1:
+        return f"{base}{GPUS_SUFFIX}{gpus}"
+    return base
+
+
+def gpu_queues(base: str, gpu_count: int) -> list[str]:
+    """The GPU queues a worker with ``gpu_count`` GPUs consumes besides its base queue."""
+    return [f"{base}{GPUS_SUFFIX}{n}" for n in range(1, gpu_count + 1)]
+
+
+def send_run(run_id: int, queue: str | None = None) -> None:
+    """Queue a run by id on ``queue`` (this API's by default); raises if the broker is away."""
+    get_celery().send_task(TRAIN_TASK, args=[run_id], retry=False, queue=queue or None)

@@ -1,0 +1,232 @@
+"""The queue, seen and steered: queued runs wait in SQL and go to the broker in order
+(moved to top, priority, fair share between launchers, age) as the workers that report for
+the queue free slots; GET /api/v1/queue shows that order and why each run waits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from backend import dispatch
+from backend.config import get_settings
+from backend.db.base import utcnow
+from backend.db.session import session_scope
+from backend.runs.models import Run
+from backend.runs.sweeper import sweep_once
+from backend.workers.models import WorkerHost
+from tests.conftest import Identity, create_identity
+
+
+@pytest.fixture
+def queue(api: TestClient, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A queue of this test's own (the app reads its settings on each call)."""
+    name = f"fitboard-queue-test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("FITBOARD_QUEUE", name)
+    get_settings.cache_clear()
+    dispatch.get_celery.cache_clear()
+    yield name
+    client = redis.Redis.from_url(get_settings().redis_url)
+    for key in client.scan_iter(match=f"{name}*"):
+        client.delete(key)
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    dispatch.get_celery.cache_clear()
+
+
+def _client(api: TestClient, identity: Identity) -> TestClient:
+    return TestClient(api.app, headers={"Authorization": f"Bearer {identity.token}"})
+
+
+def _person(api: TestClient, pg_url: str, role: str = "member") -> TestClient:
+    return _client(api, create_identity(pg_url, f"q-{role}-{uuid.uuid4().hex[:6]}", role))
+
+
+def _worker(api: TestClient) -> TestClient:
+    token = api.post("/api/v1/worker-tokens", json={"name": "queue"}).json()["token"]
+    return TestClient(api.app, headers={"Authorization": f"Bearer {token}"})
+
+
+def _report(worker: TestClient, name: str, queue: str, *, concurrency: int, gpus: int = 0) -> None:
+    body = {
+        "host": "box",
+        "resources": {
+            "concurrency": concurrency,
+            "queue": queue,
+            "gpus": [{"index": i, "name": "Fake", "memory_mb": 1000} for i in range(gpus)],
+        },
+    }
+    response = worker.put(f"/api/v1/worker/hosts/{name}", json=body)
+    assert response.status_code == 200, response.text
+
+
+def _silence(name: str) -> None:
+    """The worker's last report is old: it is offline (without another report's release)."""
+    with session_scope() as session:
+        session.execute(
+            update(WorkerHost)
+            .where(WorkerHost.name == name)
+            .values(last_seen_at=utcnow() - timedelta(minutes=5))
+        )
+
+
+def _wake(name: str) -> None:
+    with session_scope() as session:
+        session.execute(
+            update(WorkerHost).where(WorkerHost.name == name).values(last_seen_at=utcnow())
+        )
+
+
+def _submit(client: TestClient, name: str, **extra: Any) -> int:
+    body = {"name": name, "preset": "digits-mlp", **extra}
+    response = client.post("/api/v1/runs", json=body)
+    assert response.status_code == 201, response.text
+    return int(response.json()["id"])
+
+
+def _sent(run_ids: list[int]) -> set[int]:
+    with session_scope() as session:
+        return {i for i in run_ids if session.get(Run, i).dispatched_at is not None}  # type: ignore[union-attr]
+
+
+def _order(api: TestClient, run_ids: list[int]) -> list[int]:
+    listed = api.get("/api/v1/queue").json()
+    return [item["run_id"] for item in listed["items"] if item["run_id"] in run_ids]
+
+
+def test_the_queue_orders_by_priority_then_fair_share_then_age(
+    api: TestClient, pg_url: str, queue: str
+) -> None:
+    worker = _worker(api)
+    name = f"w-{queue}@box"
+    _report(worker, name, queue, concurrency=1)
+    blocker = _submit(api, "takes the only slot")
+    assert _sent([blocker]) == {blocker}, "a free slot: sent at once"
+    busy, colleague = _person(api, pg_url), _person(api, pg_url)
+    many = [_submit(busy, f"trial {n}") for n in range(20)]
+    single = _submit(colleague, "my one run")
+    low = _submit(api, "whenever", priority="low")
+    urgent = _submit(api, "now please", priority="high")
+    mine = [blocker, *many, single, low, urgent]
+    assert _sent(mine) == {blocker}, "no room: the rest wait in SQL, not in the broker"
+
+    order = _order(api, mine)
+    assert order[:5] == [blocker, urgent, many[0], single, many[1]], order
+    assert order[-1] == low
+    assert order[5:-1] == many[2:]
+    listed = {i["run_id"]: i for i in api.get("/api/v1/queue").json()["items"]}
+    assert listed[blocker]["sent"] and listed[blocker]["waiting"].startswith("sent")
+    assert listed[single]["launched_by"].startswith("q-member-")
+    assert listed[urgent]["priority"] == "high" and listed[low]["priority"] == "low"
+    assert listed[many[5]]["waiting"].startswith("behind ")
+    assert listed[urgent]["position"] < listed[many[0]]["position"]
+
+    # the colleague raises their own run; the busy member may not touch it
+    assert busy.post(f"/api/v1/runs/{single}/priority", json={"priority": "low"}).status_code == 403
+    raised = colleague.post(f"/api/v1/runs/{single}/priority", json={"priority": "high"})
+    assert raised.status_code == 200 and raised.json()["priority"] == "high"
+    # both high now: fair share puts the colleague (nothing in flight) before the admin
+    assert _order(api, mine)[1:3] == [single, urgent]
+    # a member cannot move to the top; an admin can, and the latest move goes first
+    assert busy.post(f"/api/v1/runs/{many[19]}/move-to-top").status_code == 403
+    assert api.post(f"/api/v1/runs/{many[19]}/move-to-top").status_code == 200
+    assert api.post(f"/api/v1/runs/{low}/move-to-top").status_code == 200
+    assert _order(api, mine)[:5] == [blocker, low, many[19], single, urgent]
+    bad = api.post(f"/api/v1/runs/{low}/priority", json={"priority": "urgent"})
+    assert bad.status_code == 422
+    # a started or finished run has no place in the queue to change
+    assert api.post(f"/api/v1/runs/{low}/cancel").status_code == 200
+    gone = api.post(f"/api/v1/runs/{low}/priority", json={"priority": "high"})
+    assert gone.status_code == 409
+    assert low not in _order(api, mine)
+    for run_id in mine:
+        api.post(f"/api/v1/runs/{run_id}/cancel")
+
+
+def test_housekeeping_sends_the_next_runs_in_order_as_slots_free(
+    api: TestClient, pg_url: str, queue: str
+) -> None:
+    worker = _worker(api)
+    name = f"w-{queue}@box"
+    _report(worker, name, queue, concurrency=2)
+    _silence(name)  # reported once, offline now: runs wait for it
+    other = _person(api, pg_url)
+    first = _submit(api, "normal, oldest")
+    second = _submit(api, "normal")
+    low = _submit(api, "low", priority="low")
+    high = _submit(api, "high", priority="high")
+    theirs = _submit(other, "another launcher's")
+    gpu_run = _submit(api, "two GPUs", overrides={"resources": {"gpus": 2}})
+    mine = [first, second, low, high, theirs, gpu_run]
+    assert _sent(mine) == set()
+    listed = {i["run_id"]: i for i in api.get("/api/v1/queue").json()["items"]}
+    assert listed[first]["waiting"].startswith("waiting: no live worker")
+
+    _wake(name)
+    sweep_once()  # the housekeeping finds two free slots: the two first in order go
+    # high first; then, at normal, fair share: the other launcher has nothing in flight yet
+    assert _sent(mine) == {high, theirs}
+    listed = {i["run_id"]: i for i in api.get("/api/v1/queue").json()["items"]}
+    assert listed[gpu_run]["waiting"] == (
+        "waiting: no live worker offers 2 GPUs (the most any offers is 0)"
+    )
+    sweep_once()
+    assert _sent(mine) == {high, theirs}, "sent and not yet taken: they hold the slots"
+
+    # the worker takes both; one ends: its slot goes to the next in order
+    for run_id in (high, theirs):
+        claimed = worker.post(f"/api/v1/worker/runs/{run_id}/claim", json={"host": name})
+        assert claimed.status_code == 200, claimed.text
+    sweep_once()
+    assert _sent([first, second, low, gpu_run]) == set()
+    ended = worker.post(
+        f"/api/v1/worker/runs/{high}/finish", json={"attempt": 1, "status": "succeeded"}
+    )
+    assert ended.status_code == 200, ended.text
+    assert _sent([first, second, low, gpu_run]) == {first}, "sent at once, on the end"
+    # a worker with 2 GPUs and 2 slots joins: the next run takes a slot and one GPU (a run
+    # without a GPU count gets one on a GPU worker), so the 2-GPU run cannot go; the low one can
+    _report(worker, f"big-{queue}@box", queue, concurrency=2, gpus=2)
+    assert _sent([second, low, gpu_run]) == {second, low}
+    listed = {i["run_id"]: i for i in api.get("/api/v1/queue").json()["items"]}
+    assert listed[gpu_run]["gpus"] == 2 and not listed[gpu_run]["sent"]
+    for run_id in mine:
+        api.post(f"/api/v1/runs/{run_id}/cancel")
+        ended = {"attempt": 1, "status": "cancelled"}
+        worker.post(f"/api/v1/worker/runs/{run_id}/finish", json=ended)
+
+
+def test_without_reporting_workers_runs_are_sent_at_once(api: TestClient, queue: str) -> None:
+    """A worker from before the reports never says it has room: nothing may wait for it."""
+    run_ids = [_submit(api, f"old worker {n}", priority="low") for n in range(3)]
+    assert _sent(run_ids) == set(run_ids)
+    for run_id in run_ids:
+        api.post(f"/api/v1/runs/{run_id}/cancel")
+
+
+def test_a_sweep_gives_its_priority_to_its_trials(api: TestClient, queue: str) -> None:
+    body = {
+        "name": "prio sweep",
+        "preset": "digits-mlp",
+        "space": {"fit.batch_size": {"choice": [32, 64]}},
+        "strategy": "grid",
+        "objective": "val_accuracy",
+        "max_concurrent": 1,
+        "priority": "high",
+    }
+    created = api.post("/api/v1/sweeps", json=body)
+    assert created.status_code == 201, created.text
+    sweep = created.json()
+    assert sweep["priority"] == "high"
+    trials = api.get("/api/v1/runs", params={"sweep": sweep["id"]}).json()["items"]
+    assert {t["priority"] for t in trials} == {"high"}
+    listed = [i for i in api.get("/api/v1/queue").json()["items"] if i["sweep_id"] == sweep["id"]]
+    assert len(listed) == 2
+    assert any("waiting for a slot of sweep" in i["waiting"] for i in listed)
+    api.post(f"/api/v1/sweeps/{sweep['id']}/cancel")

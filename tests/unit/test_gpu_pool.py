@@ -1,0 +1,68 @@
+"""A worker's GPUs as resources: each run takes exactly its GPUs, never one another run holds,
+waits for them when they are busy, and is refused when the worker could never offer them."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from worker import host
+
+
+def _pool(n: int) -> host.GpuPool:
+    return host.GpuPool([host.Gpu(i, f"GPU-{i}", "Test GPU", 1024) for i in range(n)])
+
+
+def test_runs_take_distinct_gpus_and_give_them_back() -> None:
+    pool = _pool(4)
+    a = pool.take(1, 1, wait_s=0)
+    b = pool.take(2, 2, wait_s=0)
+    c = pool.take(3, 1, wait_s=0)
+    held = [g.index for g in a + b + c]
+    assert sorted(held) == [0, 1, 2, 3], "four GPUs, four holders, no GPU twice"
+    assert pool.of(2) == sorted(g.index for g in b)
+    with pytest.raises(TimeoutError):
+        pool.take(4, 1, wait_s=0)
+    pool.give_back(2)
+    assert len(pool.take(4, 2, wait_s=0)) == 2
+
+
+def test_a_run_waits_for_gpus_another_run_holds() -> None:
+    pool = _pool(2)
+    pool.take(1, 2, wait_s=0)
+    beats: list[float] = []
+    threading.Timer(1.5, pool.give_back, args=(1,)).start()
+    started = time.monotonic()
+    taken = pool.take(2, 2, wait_s=10, beat=lambda: beats.append(time.monotonic()))
+    assert len(taken) == 2 and 1.0 < time.monotonic() - started < 5
+    assert beats, "the run's heartbeat goes on while it waits"
+
+
+def test_more_gpus_than_the_worker_has_is_refused_at_once() -> None:
+    with pytest.raises(host.NotEnoughGpus, match="needs 3 GPUs; this worker has 2"):
+        _pool(2).take(1, 3, wait_s=60)
+
+
+def test_default_is_one_gpu_on_a_gpu_host_and_the_cpu_elsewhere() -> None:
+    assert _pool(2).wanted(None) == 1
+    assert _pool(0).wanted(None) == 0
+    assert _pool(2).wanted(0) == 0
+
+
+def test_the_training_process_sees_only_its_gpus() -> None:
+    taken = [host.Gpu(3, "GPU-3", "x", 1), host.Gpu(5, "GPU-5", "x", 1)]
+    env = host.child_env(taken, host_has_gpus=True)
+    assert env["CUDA_VISIBLE_DEVICES"] == "3,5"
+    assert env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+    assert env["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+    assert host.child_env([], host_has_gpus=True)["CUDA_VISIBLE_DEVICES"] == "", "a CPU run"
+    assert host.child_env([], host_has_gpus=False) == {}
+
+
+def test_fake_gpus_seam(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(host.FAKE_GPUS_ENV, "3")
+    found = host.gpus()
+    assert [g.index for g in found] == [0, 1, 2]
+    assert host.probe(concurrency=3)["gpus"][2]["uuid"] == "GPU-fake-2"
