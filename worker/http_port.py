@@ -12,6 +12,8 @@ import contextlib
 import functools
 import hashlib
 import logging
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -23,6 +25,7 @@ import httpx
 from backend.config import get_settings
 from backend.datasets import store as datasets
 from backend.jsonpolicy import strict
+from worker import lifeline
 from worker.port import Missing, NotRunning, ResumePoint, Superseded, Unreachable
 
 if TYPE_CHECKING:
@@ -271,9 +274,32 @@ class HttpPort:
         )
 
     def finish(self, status: str, reason: str | None, traceback: str | None = None) -> bool:
+        self._send_own_log()
         body = {"attempt": self.attempt, "status": status, "reason": reason, "traceback": traceback}
         answer = self._json("POST", f"/runs/{self.run_id}/finish", body, what="finish")
         return bool(answer["recorded"])
+
+    def _send_own_log(self) -> None:
+        """In a training process: send what it wrote so far before its end is recorded, so a
+        run that reads finished has its whole log (the worker's shipper would send it a moment
+        later; by byte offset, so whichever comes second writes nothing twice)."""
+        where = os.environ.get(lifeline.LOG_ENV)
+        if not where:
+            return
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        for handler in logging.getLogger().handlers:
+            with contextlib.suppress(OSError, ValueError):
+                handler.flush()
+        self.log_offset = int(os.environ.get(lifeline.LOG_OFFSET_ENV) or 0)
+        shipper = _LogShipper(self, Path(where))
+        try:
+            shipper.shipped = max(0, self.ship_log(0, b"") - self.log_offset)
+        except (Unreachable, Refused, Missing, NotRunning) as exc:
+            log.debug("run=%s event=log_tail_deferred error=%s", self.run_id, exc)
+            return
+        shipper.send()
 
     def prune_objective(self) -> str | None:
         answer = self._json("GET", f"/runs/{self.run_id}/pruning", what="pruning rule")
@@ -372,9 +398,9 @@ class _LogShipper:
 
     def _loop(self) -> None:
         while not self._stop.wait(LOG_SHIP_EVERY_S):
-            self._ship()
+            self.send()
 
-    def _ship(self) -> bool:
+    def send(self) -> bool:
         """Everything written so far; False when the API could not be reached."""
         try:
             with self.path.open("rb") as f:
@@ -393,7 +419,7 @@ class _LogShipper:
         self._stop.set()
         self._thread.join(timeout=5)
         deadline = time.monotonic() + LOG_DRAIN_S
-        while not self._ship():
+        while not self.send():
             if time.monotonic() > deadline:
                 log.warning("run=%s: could not send the rest of its log", self.port.run_id)
                 return

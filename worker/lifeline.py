@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 SUPERVISOR_ENV = "FITBOARD_SUPERVISOR_PID"
 # which attempt of its run a training process trains (runs.attempt when the worker claimed it)
 ATTEMPT_ENV = "FITBOARD_ATTEMPT"
+# the attempt's local log and where it starts in the run's log: the training process sends its
+# tail itself before it records its end, so a finished run's log is already whole
+LOG_ENV = "FITBOARD_RUN_LOG"
+LOG_OFFSET_ENV = "FITBOARD_RUN_LOG_OFFSET"
 PR_SET_PDEATHSIG = 1
 WATCH_EVERY_S = 1.0
 ORPHAN_EXIT_CODE = 4

@@ -89,8 +89,14 @@ def _train(
     run_id, attempt = run_port.run_id, run_port.attempt
     gpus = ", ".join(f"GPU {g.index}" for g in taken) or "CPU"
     log.info("run %s: attempt %s started on %s (%s)", run_id, attempt, worker_host, gpus)
-    run_env = {"PYTHONUNBUFFERED": "1", lifeline.ATTEMPT_ENV: str(attempt), **pinning}
     with run_port.run_log() as (out, path):
+        run_env = {
+            "PYTHONUNBUFFERED": "1",
+            lifeline.ATTEMPT_ENV: str(attempt),
+            lifeline.LOG_ENV: str(path),
+            lifeline.LOG_OFFSET_ENV: str(getattr(run_port, "log_offset", 0)),
+            **pinning,
+        }
         # a standby trainer has imported Keras already; a pinned run (GPUs) starts cold, as
         # CUDA_VISIBLE_DEVICES must come before TensorFlow loads
         spare = None if pinning else standby.take()

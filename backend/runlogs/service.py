@@ -6,6 +6,7 @@ offsets into the file; a chunk never ends (or, from the end, starts) inside a UT
 
 from __future__ import annotations
 
+import fcntl
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +100,10 @@ def append(*, run_id: int, offset: int, data: bytes) -> int:
     path = log_path(run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("ab") as f:
-        end = f.tell()
+        # the worker's shipper and the training process's last drain may send the same bytes
+        # at once (and API processes are many): one writer at a time, judged by the real end
+        fcntl.flock(f, fcntl.LOCK_EX)
+        end = f.seek(0, os.SEEK_END)
         if offset > end:
             raise InvalidInput(
                 f"offset {offset} is past the end of the log ({end} bytes): send from {end}",
