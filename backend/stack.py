@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -20,7 +21,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from backend import logs
+from backend import logs, parentdeath
 from backend.config import Settings, get_settings
 from backend.db.migrate import upgrade
 from backend.db.session import session_scope
@@ -49,9 +50,23 @@ class Stack:
     def __init__(self) -> None:
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
 
-    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        # each child leads its own process group, so a stop reaches its children too
-        proc = subprocess.Popen(argv, env=env, start_new_session=True)
+    def start(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        *,
+        on_our_death: signal.Signals = signal.SIGTERM,
+    ) -> subprocess.Popen[bytes]:
+        # each child leads its own process group, so a stop reaches its children too; and it
+        # gets `on_our_death` if this process dies without stopping it (kill -9), so nothing is
+        # left holding the port or the runs for the next `make run`
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            start_new_session=True,
+            preexec_fn=functools.partial(parentdeath.arm, on_our_death),
+        )
         self.children.append((name, proc))
         log.info("started %s (pid %s)", name, proc.pid)
         return proc
@@ -190,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                 settings.log_level,
             ],
             worker_env,
+            on_our_death=signal.SIGKILL,  # its training processes follow (worker.lifeline)
         )
         stack.start(
             "api",

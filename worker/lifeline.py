@@ -8,13 +8,13 @@ instant between the fork and the prctl call. The worker passes its pid in
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import os
 import signal
 import threading
 import time
+
+from backend import parentdeath
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,6 @@ ATTEMPT_ENV = "FITBOARD_ATTEMPT"
 # tail itself before it records its end, so a finished run's log is already whole
 LOG_ENV = "FITBOARD_RUN_LOG"
 LOG_OFFSET_ENV = "FITBOARD_RUN_LOG_OFFSET"
-PR_SET_PDEATHSIG = 1
 WATCH_EVERY_S = 1.0
 ORPHAN_EXIT_CODE = 4
 
@@ -51,11 +50,7 @@ def bind_to_supervisor() -> bool:
 
 
 def _set_parent_death_signal() -> None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-            log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %s", ctypes.get_errno())
-    except (OSError, AttributeError):  # not Linux: the watchdog alone
+    if not parentdeath.arm(signal.SIGKILL):  # not Linux: the watchdog alone
         log.info("no prctl here; a watchdog thread ends this process if its worker dies")
 
 

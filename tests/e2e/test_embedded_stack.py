@@ -95,3 +95,60 @@ def test_embedded_stack_trains_a_run_and_stops_cleanly(tmp_path: Path, data_dir:
     while _processes_with_home(home) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _processes_with_home(home) == [], "Ctrl-C left processes behind"
+
+
+def _start_stack(home: Path, port: int, data_dir: Path, out_path: Path) -> subprocess.Popen[bytes]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "REDIS_URL", "FITBOARD_REDIS_URL", "FITBOARD_DATABASE_URL"}
+    }
+    env.update(
+        FITBOARD_HOME=str(home),
+        FITBOARD_PORT=str(port),
+        FITBOARD_DATA_DIR=str(data_dir),
+        FITBOARD_ADMIN_PASSWORD="embedded admin pw",
+        FITBOARD_AUTH="on",
+    )
+    with out_path.open("ab") as out:
+        stack = subprocess.Popen(
+            [sys.executable, "-m", "backend.stack"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    ready = f"Fitboard is running at http://127.0.0.1:{port}".encode()
+    deadline = time.monotonic() + 120
+    while out_path.read_bytes().count(ready) < 1 + out_path.read_bytes().count(b"#restart"):
+        assert stack.poll() is None, out_path.read_text(errors="replace")[-3000:]
+        assert time.monotonic() < deadline, "the stack did not start"
+        time.sleep(0.3)
+    return stack
+
+
+def test_kill_9_of_the_stack_leaves_nothing_behind_and_it_starts_again(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """`make run` killed with SIGKILL (no chance to stop its children): the API, the worker and
+    Redis go with it, so the next `make run` finds its port free and starts."""
+    home, port, out = tmp_path / "home", free_port(), tmp_path / "stack.out"
+    stack = _start_stack(home, port, data_dir, out)
+    try:
+        assert len(_processes_with_home(home)) >= 4, "the stack, redis, worker and api"
+        stack.kill()
+        stack.wait()
+        deadline = time.monotonic() + 30
+        while _processes_with_home(home) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _processes_with_home(home) == [], "kill -9 of the stack left processes behind"
+        with out.open("ab") as f:
+            f.write(b"\n#restart\n")
+        stack = _start_stack(home, port, data_dir, out)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            assert client.get("/api/v1/health").status_code == 200
+    finally:
+        stack.send_signal(signal.SIGINT)
+        stack.wait(timeout=60)
+        for pid in _processes_with_home(home):
+            os.kill(pid, signal.SIGKILL)
