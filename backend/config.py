@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal
 
@@ -176,6 +177,13 @@ class Settings(BaseSettings):
         description="Wait before a failed webhook's second attempt; it doubles after each "
         "failure (at most one hour).",
     )
+    webhook_allowed_networks: str = Field(
+        default="",
+        description="Comma-separated networks (CIDR) or addresses a webhook may reach besides "
+        "public ones, e.g. 10.0.0.0/8 for an in-house relay. Empty: webhooks to private, "
+        "loopback, link-local and reserved addresses are refused (checked on save and before "
+        "every POST).",
+    )
     notify_timeout_s: float = Field(
         default=5.0,
         gt=0,
@@ -230,6 +238,20 @@ class Settings(BaseSettings):
             if url.startswith(prefix):
                 return "postgresql+psycopg://" + url[len(prefix) :]
         return url
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, text: str) -> str:
+        from backend.notify.targets import parse_networks
+
+        parse_networks(text)  # a bad entry is named at start, not at the first POST
+        return text
+
+    @property
+    def webhook_networks(self) -> list[IPv4Network | IPv6Network]:
+        from backend.notify.targets import parse_networks
+
+        return parse_networks(self.webhook_allowed_networks)
 
     @model_validator(mode="after")
     def _s3_bucket(self) -> Settings:

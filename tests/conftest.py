@@ -277,6 +277,8 @@ def live_stack(
         "FITBOARD_QUEUE": f"fitboard-test-{os.getpid()}",
         "FITBOARD_CANCEL_GRACE_S": "20",
         "TF_CPP_MIN_LOG_LEVEL": "2",
+        # the browser tests' webhook receivers listen on loopback
+        "FITBOARD_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
         # what the worker joins with (the API reads neither)
         "FITBOARD_URL": f"http://127.0.0.1:{port}",
         "FITBOARD_WORKER_TOKEN": worker_token(pg_url, "live stack"),

@@ -30,7 +30,9 @@ def deliver_once(*, now: datetime | None = None, limit: int = 20) -> int:
 
     def attempt(delivery: webhook.Delivery) -> None:
         at = now or utcnow()
-        outcome = webhook.post(delivery, timeout_s=settings.notify_timeout_s)
+        outcome = webhook.post(
+            delivery, timeout_s=settings.notify_timeout_s, allowed=settings.webhook_networks
+        )
         with session_scope() as session:
             notify.record_outcome(
                 session,

@@ -16,8 +16,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from backend.config import get_settings
 from backend.db.base import utcnow
-from backend.notify import outbox
+from backend.errors import InvalidInput
+from backend.notify import outbox, targets
 from backend.notify.models import (
     DeliveryAttempt,
     Notification,
@@ -53,6 +55,11 @@ def save_settings(
 ) -> tuple[NotifySettings, str | None]:
     """Replace the user's settings; returns them and the signing secret when this made one
     (the first webhook URL gets a secret, shown once)."""
+    if webhook_url:
+        try:
+            targets.check_url(webhook_url, get_settings().webhook_networks, must_resolve=False)
+        except targets.Refused as exc:
+            raise InvalidInput(f"webhook_url: {exc}", field="webhook_url") from exc
     row = settings_of(session, user_id=user_id)
     if row is None:
         row = NotifySettings(user_id=user_id)

@@ -10,10 +10,13 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
+from backend.notify import targets
 
 SIGNATURE_HEADER = "X-Fitboard-Signature"
 TIMESTAMP_HEADER = "X-Fitboard-Timestamp"
@@ -61,8 +64,20 @@ def body_of(delivery: Delivery, *, timestamp: int) -> bytes:
     return json.dumps(payload, separators=(",", ":"), default=str).encode()
 
 
-def post(delivery: Delivery, *, timeout_s: float, client: httpx.Client | None = None) -> Outcome:
-    """One signed POST; any 2xx is delivered, anything else (or no answer) is a failure."""
+def post(
+    delivery: Delivery,
+    *,
+    timeout_s: float,
+    allowed: Sequence[targets.Network] = (),
+    client: httpx.Client | None = None,
+) -> Outcome:
+    """One signed POST; any 2xx is delivered, anything else (or no answer) is a failure, and
+    so is a URL whose host is now a private address not ``allowed`` (never posted to)."""
+    started = time.monotonic()
+    try:
+        targets.check_url(delivery.url, allowed, must_resolve=True)
+    except targets.Refused as exc:
+        return Outcome(False, None, f"not posted: {exc}"[:ERROR_MAX_CHARS], _ms_since(started))
     timestamp = int(time.time())
     body = body_of(delivery, timestamp=timestamp)
     headers = {
@@ -72,7 +87,6 @@ def post(delivery: Delivery, *, timeout_s: float, client: httpx.Client | None = 
     }
     if delivery.secret:
         headers[SIGNATURE_HEADER] = sign(delivery.secret, body)
-    started = time.monotonic()
     try:
         if client is None:
             # no redirects: a webhook answers itself, and a redirect could lead anywhere

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import threading
 import time
 import uuid
@@ -67,6 +68,19 @@ def hook() -> Iterator[Hook]:
     yield state
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def loopback_allowed() -> Iterator[None]:
+    """The receivers here listen on loopback, which webhooks may not reach by default (set
+    by hand, not by monkeypatch: a test undoes its monkeypatch to run the app's real loop)."""
+    from backend.config import get_settings
+
+    os.environ["FITBOARD_WEBHOOK_ALLOWED_NETWORKS"] = "127.0.0.0/8"
+    get_settings.cache_clear()
+    yield
+    os.environ.pop("FITBOARD_WEBHOOK_ALLOWED_NETWORKS", None)
+    get_settings.cache_clear()
 
 
 @pytest.fixture(autouse=True)
