@@ -140,13 +140,17 @@ def test_notification_settings_then_a_failure_reaches_tab_webhook_and_log(
     run_id = failed_run(database_url, int(me["id"]))
 
     # the webhook, from the live API's delivery loop, within 10 s, signed with the secret
-    while not got and time.monotonic() - ended < 10:
+    # (other tests' runs of this admin may fail meanwhile and be told too: this run's, once)
+    def this_runs() -> list[tuple[dict[str, str], bytes]]:
+        return [(h, b) for h, b in got if json.loads(b)["fitboard"].get("run_id") == run_id]
+
+    while not this_runs() and time.monotonic() - ended < 10:
         time.sleep(0.2)
-    assert len(got) == 1, "no webhook delivery within 10 s"
-    headers, body = got[0]
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    assert headers["X-Fitboard-Signature"] == expected
-    assert json.loads(body)["fitboard"]["run_id"] == run_id
+    time.sleep(0.5)  # a second delivery of the same end would have come by now
+    assert len(this_runs()) == 1, f"one webhook delivery within 10 s, not {len(this_runs())}"
+    for headers, body in got:
+        expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        assert headers["X-Fitboard-Signature"] == expected
 
     # the open tab's poll (every 10 s) shows it
     page.wait_for_function(
