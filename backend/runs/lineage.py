@@ -33,9 +33,10 @@ log = logging.getLogger(__name__)
 
 RESUMABLE = (RunStatus.failed, RunStatus.cancelled, RunStatus.succeeded)
 # a fork loads the source's model (layers, weights, optimizer) from the checkpoint: what
-# builds or compiles a model cannot change, but the learning rate can
+# builds or compiles a model cannot change, but the learning rate and how deep a transfer
+# model's base trains can (fit.*, e.g. epochs, callbacks and phases' unfreeze_last, is free)
 FORK_FIXED = ("dataset", "model", "compile")
-FORK_FREE = ("compile.optimizer.learning_rate",)
+FORK_FREE = ("compile.optimizer.learning_rate", "model.base.trainable")
 
 
 def resume_blocker(session: Session, run: Run) -> str | None:

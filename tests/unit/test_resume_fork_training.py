@@ -155,3 +155,54 @@ def test_a_fork_trains_on_from_the_sources_checkpoint(
     assert rates and all(v == pytest.approx(0.002) for s, v in rates.items() if s > 3 * STEPS)
     [event] = _events(fork, "resumed")
     assert event["from_epoch"] == 3 and event["from_run"] == source
+
+
+def test_a_fork_may_unfreeze_a_transfer_models_base(
+    sqlite_url: str, make_run: Any, small_spec: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fine-tuning as a fork: the head trained on a frozen base; the fork, from its epoch-2
+    checkpoint, trains the whole base too (a fresh optimizer at the fork's rate)."""
+    monkeypatch.setenv(lifeline.ATTEMPT_ENV, "1")
+    base_run = make_run(sqlite_url, spec=small_spec(fit={"epochs": 1, "batch_size": 64}))
+    assert train.run(base_run) == 0
+    head = small_spec(fit={"epochs": 2, "batch_size": 64})
+    head["model"] = {
+        "base": {"from_run": base_run},
+        "layers": [{"type": "Dense", "units": 10, "activation": "softmax"}],
+    }
+    source = make_run(sqlite_url, spec=head)
+    assert train.run(source) == 0
+    with session_scope() as session:
+        frozen = runs.get(session, source).model_summary or {}
+        fork = lineage.fork(
+            session,
+            source_id=source,
+            name="fine-tune",
+            from_epoch=2,
+            overrides={
+                "model": {"base": {"trainable": True}},
+                "compile": {"optimizer": {"learning_rate": 0.0005}},
+                "fit": {"epochs": 4},
+            },
+        ).id
+        assert runs.claim(session, run_id=fork, worker_host="forker")
+    assert train.run(fork) == 0
+    with session_scope() as session:
+        done = runs.get(session, fork)
+        assert done.status == "succeeded", done.failure_reason
+        tuned = done.model_summary or {}
+    assert tuned["total_params"] == frozen["total_params"]
+    assert tuned["trainable_params"] > frozen["trainable_params"], (frozen, tuned)
+    assert sorted(_values(fork, "loss")) == [1, 2, 3, 4]
+    rates = _values(fork, "batch/lr")
+    assert rates and all(v == pytest.approx(0.0005) for s, v in rates.items() if s > 2 * STEPS)
+
+
+def test_a_fork_may_not_change_the_model_but_its_bases_depth() -> None:
+    from backend.errors import InvalidInput
+
+    lineage._check_fork_overrides({"model": {"base": {"trainable": True}}})
+    lineage._check_fork_overrides({"compile": {"optimizer": {"learning_rate": 0.1}}})
+    with pytest.raises(InvalidInput) as refused:
+        lineage._check_fork_overrides({"model": {"base": {"from_run": 3}}})
+    assert refused.value.field == "overrides.model.base.from_run"

@@ -30,7 +30,7 @@ import keras
 from backend.client.streaming import MetricFlusher, StreamingCallback
 from backend.spec import ExperimentSpec
 from worker import port
-from worker.trainer import transfer
+from worker.trainer import phases, transfer
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,12 @@ def is_fork_start(run_port: port.RunPort, point: port.ResumePoint | None) -> boo
 
 def apply_fork_spec(model: keras.Model, spec: ExperimentSpec) -> None:
     """A fork may change the learning rate: set it on the checkpoint's optimizer (a schedule
-    in the checkpoint stays as it was)."""
+    in the checkpoint stays as it was). It may also change how deep the base trains
+    (``model.base.trainable``): then what trains is set as the spec says and the model is
+    compiled anew with a fresh optimizer at the fork's rate, as Keras' fine-tuning guide does
+    (with ``fit.phases`` each phase sets it at its start instead)."""
+    if _apply_base_trainable(model, spec):
+        return
     wanted = spec.compile.optimizer
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None or wanted.schedule is not None:
@@ -188,6 +193,25 @@ def apply_fork_spec(model: keras.Model, spec: ExperimentSpec) -> None:
     rate = optimizer.learning_rate
     if isinstance(rate, keras.Variable):
         rate.assign(wanted.learning_rate)
+
+
+def _apply_base_trainable(model: keras.Model, spec: ExperimentSpec) -> bool:
+    """True when the fork changed what trains (and the model was compiled anew)."""
+    base = transfer.find_base(model)
+    if base is None or spec.model.base is None or spec.fit.phases:
+        return False
+    before = [id(w) for w in model.trainable_weights]
+    deep = len(base.layers) if spec.model.base.trainable else 0
+    transfer.set_base_trainable(base, unfreeze_last=deep)
+    if [id(w) for w in model.trainable_weights] == before:
+        return False
+    phases.recompile(model, spec, learning_rate=spec.compile.optimizer.learning_rate)
+    log.info(
+        "event=fork_trainable base_trainable=%s trainable_weights=%d",
+        spec.model.base.trainable,
+        len(model.trainable_weights),
+    )
+    return True
 
 
 def stored_before(spec: ExperimentSpec, point: port.ResumePoint | None) -> list[int]:
