@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from backend.config import get_settings
-from worker import host, lifeline, port, standby
+from worker import host, lifeline, oom, port, standby
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,10 @@ def _tail(path: Path) -> str:
         return ""
 
 
-def _exit_reason(code: int) -> str:
+def _exit_reason(code: int, *, oom_killed: bool = False) -> str:
+    if code == -signal.SIGKILL and oom_killed:
+        # "out of memory" is what the API reads as a failure a retry cannot fix
+        return "the training process was killed by the kernel's OOM killer (out of memory)"
     if code < 0:
         try:
             return f"the training process was killed by {signal.Signals(-code).name}"
@@ -89,6 +92,7 @@ def _train(
     run_id, attempt = run_port.run_id, run_port.attempt
     gpus = ", ".join(f"GPU {g.index}" for g in taken) or "CPU"
     log.info("run %s: attempt %s started on %s (%s)", run_id, attempt, worker_host, gpus)
+    oom_before = oom.kills()
     with run_port.run_log() as (out, path):
         run_env = {
             "PYTHONUNBUFFERED": "1",
@@ -121,7 +125,9 @@ def _train(
             with _lock:
                 _active.pop(run_id, None)
                 _attempts.pop(run_id, None)
-    _record_exit(run_port, code, path)
+    _record_exit(
+        run_port, code, path, oom_killed=code == -signal.SIGKILL and oom.struck(oom_before)
+    )
 
 
 def _requested_gpus(spec: dict[str, Any]) -> int | None:
@@ -194,13 +200,15 @@ def _supervise(run_id: int, proc: subprocess.Popen[bytes], run_port: port.RunPor
             proc.kill()
 
 
-def _record_exit(run_port: port.RunPort, code: int, path: Path) -> None:
+def _record_exit(
+    run_port: port.RunPort, code: int, path: Path, *, oom_killed: bool = False
+) -> None:
     """The trainer records its own outcome; this covers a process that could not: one that
     crashed or was killed goes back to the queue as its next attempt (spec.max_restarts)."""
     run_id = run_port.run_id
     stop_reason = _stop_reasons.pop(run_id, None)
     if stop_reason != SUPERSEDED and code != 0:
-        reason = _exit_reason(code)
+        reason = _exit_reason(code, oom_killed=oom_killed)
         if stop_reason and stop_reason != "cancelled":
             reason = f"{stop_reason}: {reason}"
         try:

@@ -212,7 +212,8 @@ def record_exit(
             attempt=attempt,
         )
         return RunStatus.cancelled.value
-    unfixable = not_retried(traceback)
+    # the worker's own reason counts too: it says when the kernel's OOM killer struck
+    unfixable = not_retried("\n".join(filter(None, (reason, traceback))))
     if unfixable is not None:
         reason = f"{reason}; not retried: {unfixable}"
     elif runs.can_restart(run):

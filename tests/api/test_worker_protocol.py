@@ -269,3 +269,29 @@ def test_a_crash_a_retry_cannot_fix_is_not_retried(api: TestClient, worker: Test
     run = api.get(f"/api/v1/runs/{run_id}").json()
     assert run["attempt"] == 1
     assert "not retried: out of memory (OOM when allocating)" in run["failure_reason"]
+
+
+def test_the_kernels_oom_kill_is_not_retried_a_plain_kill_is(
+    api: TestClient, worker: TestClient
+) -> None:
+    """The worker tells the OOM killer's SIGKILL apart (worker.oom) and says so in its reason;
+    any other SIGKILL (kill -9 by a person) goes back to the queue."""
+    killed = _queued(api)
+    _claim(worker, killed)
+    plain = worker.post(
+        f"/api/v1/worker/runs/{killed}/exit",
+        json={"attempt": 1, "reason": "the training process was killed by SIGKILL"},
+    )
+    assert plain.json() == {"status": "queued"}
+
+    oom_killed = _queued(api)
+    _claim(worker, oom_killed)
+    reason = "the training process was killed by the kernel's OOM killer (out of memory)"
+    answer = worker.post(
+        f"/api/v1/worker/runs/{oom_killed}/exit", json={"attempt": 1, "reason": reason}
+    )
+    assert answer.json() == {"status": "failed"}
+    run = api.get(f"/api/v1/runs/{oom_killed}").json()
+    assert run["attempt"] == 1
+    assert "OOM killer" in run["failure_reason"]
+    assert "not retried: out of memory" in run["failure_reason"]
