@@ -33,6 +33,19 @@ class MetricsOut(BaseModel):
     series: dict[str, Series]
 
 
+class MetricKeysOut(BaseModel):
+    run_id: int
+    keys: list[str]
+
+
+@router.get("/metrics/keys", response_model=MetricKeysOut)
+def list_metric_keys(run_id: Id, session: SessionDep, _: ReaderUser) -> MetricKeysOut:
+    """Every metric key the run has recorded (``batch/*`` and ``sys/*`` included), sorted: what
+    to ask ``/metrics?keys=`` for."""
+    runs.get(session, run_id)
+    return MetricKeysOut(run_id=run_id, keys=metrics.keys(session, run_id=run_id))
+
+
 @router.get("/metrics", response_model=MetricsOut, response_model_exclude_none=True)
 def get_metrics(
     run_id: Id,

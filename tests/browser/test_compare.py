@@ -110,3 +110,43 @@ def test_bad_or_missing_ids_say_so(page: Page, base_url: str, two_runs: list[dic
     too_many = ",".join(str(i) for i in range(1, 23))
     page.goto(f"{base_url}/compare?runs={too_many}")
     expect(page.locator("#compare-error")).to_contain_text("at most 20")
+
+
+def _external_with_system(api: httpx.Client, name: str, cpu: list[float], gpu: bool) -> int:
+    run = api.post("/runs/external", json={"name": name})
+    assert run.status_code == 201, run.text
+    run_id = int(run.json()["id"])
+    points = [{"key": "loss", "step": 1, "value": 0.5}]
+    points += [{"key": "sys/cpu_percent", "step": 2 * i, "value": v} for i, v in enumerate(cpu)]
+    if gpu:
+        points += [{"key": "sys/gpu0_util", "step": 2 * i, "value": 90.0} for i in range(3)]
+    posted = api.post(f"/runs/{run_id}/points", json={"uid": "sys", "points": points})
+    assert posted.status_code == 200, posted.text
+    return run_id
+
+
+def test_compare_draws_system_metrics(page: Page, base_url: str, api: httpx.Client) -> None:
+    tag = uuid.uuid4().hex[:6]
+    first = _external_with_system(api, f"sys a {tag}", [10.0, 50.0, 80.0, 75.0], gpu=True)
+    second = _external_with_system(api, f"sys b {tag}", [20.0, 30.0], gpu=False)
+    page.goto(f"{base_url}/compare?runs={first},{second}")
+    expect(page.locator("#compare-content")).to_have_attribute("aria-busy", "false")
+    select = page.locator("#cmp-sys-key")
+    expect(select).to_be_enabled()
+    expect(select.locator("option")).to_have_text(["CPU %", "GPU 0 utilisation %"])
+    expect(page.locator("#cmp-sys-none")).to_be_hidden()
+    traces = page.evaluate(TRACES_JS, "cmp-sys")
+    assert [(t["uid"], t["n"]) for t in traces] == [(f"run-{first}", 4), (f"run-{second}", 2)]
+    select.select_option("sys/gpu0_util")
+    page.wait_for_function(
+        "() => (document.getElementById('cmp-sys').data || [])[0]?.y?.[0] === 90"
+    )
+    traces = page.evaluate(TRACES_JS, "cmp-sys")
+    assert [(t["uid"], t["n"]) for t in traces] == [(f"run-{first}", 3), (f"run-{second}", 0)]
+
+    # runs that recorded none say so
+    plain = [_external_with_system(api, f"plain {i} {tag}", [], gpu=False) for i in (1, 2)]
+    page.goto(f"{base_url}/compare?runs={plain[0]},{plain[1]}")
+    expect(page.locator("#compare-content")).to_have_attribute("aria-busy", "false")
+    expect(page.locator("#cmp-sys-none")).to_be_visible()
+    expect(select).to_be_disabled()

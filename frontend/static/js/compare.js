@@ -139,6 +139,77 @@ function drawPlots(runs, metricsByRun) {
   }
 }
 
+// ---- system metrics (sys/*) ---------------------------------------------------------------------
+
+const SYSTEM_LABELS = { cpu_percent: "CPU %", rss_mb: "memory (RSS, MB)", util: "utilisation %", mem_used_mb: "memory used (MB)", power_w: "power (W)" };
+
+/** "sys/gpu0_util" -> "GPU 0 utilisation %"; "sys/cpu_percent" -> "CPU %". */
+export function systemLabel(key) {
+  const name = key.replace(/^sys\//, "");
+  const gpu = /^gpu(\d+)_(.+)$/.exec(name);
+  if (gpu) return `GPU ${gpu[1]} ${SYSTEM_LABELS[gpu[2]] || gpu[2]}`;
+  return SYSTEM_LABELS[name] || name;
+}
+
+/** The sys/* keys any of the runs recorded, CPU and memory first, then GPUs in order. */
+async function systemKeys(runs) {
+  const answers = await Promise.all(
+    runs.map((run) => api(`/runs/${run.id}/metrics/keys`).then((a) => a.keys).catch(() => [])),
+  );
+  const keys = [...new Set(answers.flat().filter((key) => key.startsWith("sys/")))];
+  const rank = (key) => (key === "sys/cpu_percent" ? 0 : key === "sys/rss_mb" ? 1 : 2);
+  return keys.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b, undefined, { numeric: true }));
+}
+
+async function drawSystem(runs, key, token) {
+  const query = new URLSearchParams({ keys: key, max_points: "1000" });
+  const answers = await Promise.all(
+    runs.map((run) => api(`/runs/${run.id}/metrics?${query}`).then((a) => a.series[key]).catch(() => null)),
+  );
+  if (token !== loadToken) return;
+  const traces = runs.map((run, index) => {
+    const series = answers[index] || { steps: [], values: [] };
+    return {
+      type: "scatter",
+      mode: series.steps.length > 60 ? "lines" : "lines+markers",
+      uid: `run-${run.id}`,
+      name: plotlyText(legendName(run)),
+      x: series.steps,
+      y: series.values,
+      line: { color: PALETTE[index % PALETTE.length], width: 2 },
+      marker: { size: 5 },
+      hovertemplate: `%{x} s: %{y:.1f}<extra>${plotlyText(legendName(run))}</extra>`,
+    };
+  });
+  const layout = {
+    margin: { l: 60, r: 16, t: 16, b: 40 },
+    hovermode: "closest",
+    showlegend: true,
+    legend: { orientation: "h", x: 0, y: -0.25, yanchor: "top", font: { size: 11 } },
+    xaxis: { title: { text: "seconds" }, zeroline: false },
+    yaxis: { title: { text: systemLabel(key) }, zeroline: false, rangemode: "tozero" },
+    paper_bgcolor: "rgba(0,0,0,0)",
+    plot_bgcolor: "rgba(0,0,0,0)",
+    font: { family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 12 },
+  };
+  Plotly.react($("cmp-sys"), traces, layout, { responsive: true, displaylogo: false });
+}
+
+async function loadSystem(runs, token) {
+  const keys = await systemKeys(runs);
+  if (token !== loadToken) return;
+  const select = $("cmp-sys-key");
+  const previous = select.value;
+  select.replaceChildren(...keys.map((key) => el("option", { value: key, text: systemLabel(key) })));
+  select.disabled = keys.length === 0;
+  $("cmp-sys-none").hidden = keys.length > 0;
+  $("cmp-sys").hidden = keys.length === 0;
+  if (!keys.length) return;
+  if (keys.includes(previous)) select.value = previous;
+  select.onchange = () => drawSystem(runs, select.value, loadToken);
+  await drawSystem(runs, select.value, token);
+}
+
 // ---- tables -------------------------------------------------------------------------------------
 
 function renderFinal(runs, metricsByRun) {
@@ -308,8 +379,11 @@ async function load() {
   renderFinal(runs, metricsByRun);
   const plotly = await plotlyReady;
   if (token !== loadToken) return;
-  if (plotly) drawPlots(runs, metricsByRun);
-  else showMessage($("plots-error"), "Charts are unavailable: plotly.js did not load.");
+  if (plotly) {
+    drawPlots(runs, metricsByRun);
+    await loadSystem(runs, token);
+    if (token !== loadToken) return;
+  } else showMessage($("plots-error"), "Charts are unavailable: plotly.js did not load.");
   $("compare-content").setAttribute("aria-busy", "false");
 }
 
