@@ -69,8 +69,10 @@ class HttpPort:
     # -- plumbing --------------------------------------------------------------------------
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """``path`` under the worker protocol's prefix, or one of the API's own (/api/v1/...)."""
+        url = path if path.startswith("/api/") else PREFIX + path
         try:
-            response = self._client.request(method, PREFIX + path, **kwargs)
+            response = self._client.request(method, url, **kwargs)
         except httpx.TransportError as exc:
             raise Unreachable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 500:
@@ -188,7 +190,8 @@ class HttpPort:
             "events": [{"kind": e.kind, "data": strict(e.data), "uid": e.uid} for e in events],
         }
         try:
-            response = self._request("POST", f"/runs/{self.run_id}/batches", json=body)
+            # the batch endpoint FitboardCallback posts to as well (a worker token here)
+            response = self._request("POST", f"/api/v1/runs/{self.run_id}/points", json=body)
         except Refused as exc:
             # the API calls this batch invalid: sending it again cannot help, and holding it
             # would hold every later point back

@@ -28,6 +28,7 @@ from fastapi.staticfiles import StaticFiles
 from backend.api.errors import _ERROR_DESCRIPTIONS, ErrorOut
 from backend.api.headers import docs_policy
 from backend.bounds import MAX_INT64
+from backend.external.router import batch_sender
 from backend.users import deps as auth
 from backend.workers.deps import worker_token
 
@@ -114,6 +115,8 @@ def error_codes(route: Any) -> set[int]:
     codes: set[int] = set()
     if calls & {auth.current_user, auth.require_member, auth.require_admin, worker_token}:
         codes.add(401)
+    if batch_sender in calls:
+        codes |= {401, 403}
     if calls & {auth.require_member, auth.require_admin}:
         codes.add(403)
     if any(p.name.endswith("_id") for p in route.dependant.path_params):
@@ -190,8 +193,11 @@ def install_openapi(app: FastAPI) -> None:
                 responses = operation.setdefault("responses", {})
                 codes = error_codes(route)
                 # anonymous operations (health, sign-in) declare no security at all
-                if worker_token in set(_calls(route.dependant)):
+                calls = set(_calls(route.dependant))
+                if worker_token in calls:
                     operation["security"] = [{"workerToken": []}]
+                elif batch_sender in calls:  # a member's script, or a worker's training process
+                    operation["security"] = [*_security(method), {"workerToken": []}]
                 else:
                     operation["security"] = _security(method) if 401 in codes else []
                 if operation.get("requestBody") or operation.get("parameters"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, status
@@ -21,12 +22,17 @@ from backend.external.schemas import (
     PointsAccepted,
     PointsIn,
     RemoteMonitorAccepted,
+    reserved_kind_error,
 )
 from backend.metrics import service as metrics
 from backend.runs.models import Run, RunStatus
 from backend.runs.schemas import RunOut
 from backend.users import service as users
-from backend.users.deps import MemberUser
+from backend.users.deps import MemberUser, current_user, require_member
+from backend.users.models import User
+from backend.workers import protocol
+from backend.workers.deps import holds, is_worker_token, worker_token
+from backend.workers.models import WorkerToken
 
 router = APIRouter(tags=["external runs"])
 
@@ -61,22 +67,55 @@ def create_external_run(body: ExternalRunCreate, session: SessionDep, user: Memb
     return _full(session, run)
 
 
+def batch_sender(request: Request) -> User | WorkerToken:
+    """Who posts points: a worker (its worker token) for a run it trains, or a member for an
+    external run (a user token or the browser's session)."""
+    if is_worker_token(request):
+        return worker_token(request)
+    return require_member(current_user(request))
+
+
 @router.post("/runs/{run_id}/points", response_model=PointsAccepted, responses=_POST_ERRORS)
 def post_points(
-    run_id: Id, body: PointsIn, session: SessionDep, user: MemberUser
+    run_id: Id,
+    body: PointsIn,
+    session: SessionDep,
+    sender: Annotated[User | WorkerToken, Depends(batch_sender)],
 ) -> PointsAccepted:
-    """Append metric points (and timeline events) to a running external run (idempotent per
-    uid and key/step).
+    """Append a batch of metric points and timeline events to a running run, idempotent per
+    uid and key/step: what FitboardCallback sends for an external run, and what a worker's
+    training process sends for the run it trains (with its worker token and ``attempt``).
 
     Each post is also the run's heartbeat; the answer says whether a cancel was requested."""
+    points = external.to_points(p.model_dump() for p in body.points)
+    batch_events = [(e.kind, e.data, e.uid) for e in body.events]
+    if isinstance(sender, WorkerToken):
+        holds(session, sender, run_id)
+        if body.train_begin is not None:
+            batch_events.insert(0, ("train_begin", body.train_begin.model_dump(), "train_begin"))
+        protocol.write_batch(
+            session,
+            run_id=run_id,
+            attempt=body.attempt,
+            uid=body.uid or uuid.uuid4().hex,
+            points=points,
+            batch_events=batch_events,
+        )
+        session.commit()  # before the answer: the worker acts on it at once
+        cancel = protocol.cancel_requested(session, run_id=run_id)
+        return PointsAccepted(run_id=run_id, points=len(body.points), cancel_requested=cancel)
+    for index, event in enumerate(body.events):
+        refused = reserved_kind_error(event.kind)
+        if refused is not None:
+            raise InvalidInput(refused, field=f"events.{index}.kind")
     cancel = external.record_points(
         session,
-        user=user,
+        user=sender,
         run_id=run_id,
-        points=external.to_points(p.model_dump() for p in body.points),
+        points=points,
         uid=body.uid,
         train_begin=body.train_begin.model_dump() if body.train_begin else None,
-        batch_events=[(e.kind, e.data, e.uid) for e in body.events],
+        batch_events=batch_events,
     )
     session.commit()
     return PointsAccepted(run_id=run_id, points=len(body.points), cancel_requested=cancel)

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from backend.bounds import Count64
+from backend.bounds import Count64, Id
 from backend.jsonpolicy import MAX_WALL_TIME, BoundedJson, FreeJson
 
 MAX_POINTS_PER_POST = 20_000
@@ -85,18 +85,25 @@ class EventIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")
+    kind: str = Field(
+        min_length=1,
+        max_length=32,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="A script may not send the kinds the API or a worker writes (status, "
+        "metrics, evaluation, epoch_evaluation, artifact, checkpoint, resumed, train_begin).",
+    )
     data: BoundedJson
     uid: str = Field(
         min_length=1, max_length=60, description="The sender's id: resending it is a no-op."
     )
 
-    @model_validator(mode="after")
-    def _not_reserved(self) -> EventIn:
-        if self.kind in RESERVED_EVENT_KINDS:
-            hint = " (send it as train_begin)" if self.kind == "train_begin" else ""
-            raise ValueError(f"event kind {self.kind!r} is written by the API itself{hint}")
-        return self
+
+def reserved_kind_error(kind: str) -> str | None:
+    """Why a script may not send an event of ``kind`` (None when it may)."""
+    if kind not in RESERVED_EVENT_KINDS:
+        return None
+    hint = " (send it as train_begin)" if kind == "train_begin" else ""
+    return f"event kind {kind!r} is written by the API itself{hint}"
 
 
 class PointsIn(BaseModel):
@@ -119,6 +126,11 @@ class PointsIn(BaseModel):
         default=None,
         max_length=48,
         description="The sender's id for this batch: resending the same uid is a no-op.",
+    )
+    attempt: Id | None = Field(
+        default=None,
+        description="A worker (worker token) sends the attempt it trains: a stale one gets "
+        "409 superseded. Scripts leave it out.",
     )
     points: list[PointIn] = Field(default_factory=list, max_length=MAX_POINTS_PER_POST)
     train_begin: TrainBegin | None = None

@@ -16,7 +16,6 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response, StreamingResponse
-from sqlalchemy.orm import Session
 
 from backend.api.deps import SessionDep
 from backend.api.errors import error_responses
@@ -34,8 +33,7 @@ from backend.config import get_settings
 from backend.datasets import objects as dataset_objects
 from backend.datasets import store as datasets
 from backend.db.session import session_scope
-from backend.errors import NotFound, TooLarge, Unauthenticated
-from backend.external.service import to_points
+from backend.errors import NotFound, TooLarge
 from backend.runlogs import service as runlogs
 from backend.runqueue import service as runqueue
 from backend.runs import service as runs
@@ -43,14 +41,13 @@ from backend.runs.models import RunStatus
 from backend.users.deps import AdminUser, ReaderUser
 from backend.workers import hosts, protocol
 from backend.workers import service as tokens
-from backend.workers.deps import worker_token
+from backend.workers.deps import active, holds, worker_token
 from backend.workers.models import WorkerToken
 from backend.workers.schemas import (
     ARTIFACT_NAME,
     ArtifactDeletedOut,
     ArtifactOut,
     AttemptIn,
-    BatchIn,
     ClaimIn,
     ClaimOut,
     EvaluationIn,
@@ -93,19 +90,6 @@ BINARY_BODY = {
 WorkerDep = Annotated[WorkerToken, Depends(worker_token)]
 
 
-def _active(token: WorkerToken) -> None:
-    if token.revoked_at is not None:
-        raise Unauthenticated(f"worker token {token.prefix}... was revoked")
-
-
-def _holds(session: Session, token: WorkerToken, run_id: int) -> None:
-    """A revoked token may still write to a run its worker claimed before the revocation."""
-    if token.revoked_at is None:
-        return
-    if runs.get(session, run_id).worker_token_id != token.id:
-        _active(token)
-
-
 @router.post(
     "/runs/{run_id}/claim",
     response_model=ClaimOut,
@@ -113,7 +97,7 @@ def _holds(session: Session, token: WorkerToken, run_id: int) -> None:
 )
 def claim_run(run_id: Id, body: ClaimIn, session: SessionDep, token: WorkerDep) -> ClaimOut:
     """Take a queued run (atomic: one worker, once per attempt); 409 when it is not queued."""
-    _active(token)
+    active(token)
     runs.get(session, run_id)  # 404 for no such run
     claimed = protocol.claim(session, run_id=run_id, worker_host=body.host, token_id=token.id)
     if claimed is None:
@@ -132,7 +116,7 @@ def claim_run(run_id: Id, body: ClaimIn, session: SessionDep, token: WorkerDep) 
 @router.post("/runs/{run_id}/heartbeat", response_model=HeartbeatOut, responses=_ERRORS)
 def heartbeat(run_id: Id, body: AttemptIn, session: SessionDep, token: WorkerDep) -> HeartbeatOut:
     """The attempt is alive; the answer says whether someone asked it to stop."""
-    _holds(session, token, run_id)
+    holds(session, token, run_id)
     cancel = protocol.heartbeat(session, run_id=run_id, attempt=body.attempt)
     session.commit()  # before the answer: the worker acts on it at once
     return HeartbeatOut(cancel_requested=cancel)
@@ -143,25 +127,8 @@ def running_spec(
     run_id: Id, session: SessionDep, token: WorkerDep, attempt: Id | None = None
 ) -> SpecOut:
     """The resolved spec of a running run (what its training process trains)."""
-    _holds(session, token, run_id)
+    holds(session, token, run_id)
     return SpecOut(spec=protocol.running_spec(session, run_id=run_id, attempt=attempt))
-
-
-@router.post("/runs/{run_id}/batches", response_model=HeartbeatOut, responses=_ERRORS)
-def post_batch(run_id: Id, body: BatchIn, session: SessionDep, token: WorkerDep) -> HeartbeatOut:
-    """One batch of metric points and events, idempotent by uid (an outage's retry sends the
-    same uid again; nothing is stored twice)."""
-    _holds(session, token, run_id)
-    protocol.write_batch(
-        session,
-        run_id=run_id,
-        attempt=body.attempt,
-        uid=body.uid,
-        points=to_points(p.model_dump() for p in body.points),
-        batch_events=[(e.kind, e.data, e.uid) for e in body.events],
-    )
-    session.commit()  # before the answer: the worker acts on it at once
-    return HeartbeatOut(cancel_requested=protocol.cancel_requested(session, run_id=run_id))
 
 
 @router.put("/runs/{run_id}/model-summary", status_code=204, responses=_ERRORS)
@@ -169,7 +136,7 @@ def put_model_summary(
     run_id: Id, body: ModelSummaryIn, session: SessionDep, token: WorkerDep
 ) -> None:
     """The built model's summary (layers, parameter counts)."""
-    _holds(session, token, run_id)
+    holds(session, token, run_id)
     protocol.set_model_summary(session, run_id=run_id, attempt=body.attempt, summary=body.summary)
     session.commit()  # before the answer: the worker acts on it at once
 
@@ -177,7 +144,7 @@ def put_model_summary(
 @router.put("/runs/{run_id}/evaluation", status_code=204, responses=_ERRORS)
 def put_evaluation(run_id: Id, body: EvaluationIn, session: SessionDep, token: WorkerDep) -> None:
     """The final evaluation: confusion matrix and classification report."""
-    _holds(session, token, run_id)
+    holds(session, token, run_id)
     protocol.save_evaluation(
         session,
         run_id=run_id,
@@ -230,7 +197,7 @@ def delete_artifact(
     attempt: Id | None = None,
 ) -> ArtifactDeletedOut:
     """Delete one of the run's artifacts (an old checkpoint): its row and its bytes."""
-    _holds(session, token, run_id)
+    holds(session, token, run_id)
     deleted = protocol.delete_artifact(session, run_id=run_id, attempt=attempt, name=name)
     session.commit()  # before the answer: the worker acts on it at once
     return ArtifactDeletedOut(deleted=deleted)
@@ -241,21 +208,21 @@ def resume_point(
     run_id: Id, session: SessionDep, token: WorkerDep, attempt: Id | None = None
 ) -> ResumeOut:
     """The checkpoint this attempt resumes from (chosen when the run was queued again)."""
-    _holds(session, token, run_id)
+    holds(session, token, run_id)
     point = protocol.resume_point(session, run_id=run_id, attempt=attempt)
     return ResumeOut(**point.as_dict()) if point is not None else ResumeOut()
 
 
 def _check_holds(token: WorkerToken, run_id: int) -> None:
     with session_scope() as session:
-        _holds(session, token, run_id)
+        holds(session, token, run_id)
 
 
 def _store_artifact(
     token: WorkerToken, run_id: int, attempt: int | None, name: str, kind: str, path: Path
 ) -> int:
     with session_scope() as session:
-        _holds(session, token, run_id)
+        holds(session, token, run_id)
         return protocol.add_artifact(
             session, run_id=run_id, attempt=attempt, name=name, kind=kind, source=path
         )
@@ -282,7 +249,7 @@ async def post_log(run_id: Id, request: Request, token: WorkerDep, offset: Count
 def finish(run_id: Id, body: FinishIn, session: SessionDep, token: WorkerDep) -> FinishOut:
     """The training process's own end: succeeded, failed (with its traceback), cancelled,
     pruned."""
-    _holds(session, token, run_id)
+    holds(session, token, run_id)
     recorded = protocol.finish(
         session,
         run_id=run_id,
@@ -299,7 +266,7 @@ def finish(run_id: Id, body: FinishIn, session: SessionDep, token: WorkerDep) ->
 def record_exit(run_id: Id, body: ExitIn, session: SessionDep, token: WorkerDep) -> ExitOut:
     """The worker saw the training process end without recording its outcome: the run is
     queued again as its next attempt (spec.max_restarts) or fails."""
-    _holds(session, token, run_id)
+    holds(session, token, run_id)
     became = protocol.record_exit(
         session,
         run_id=run_id,
@@ -315,14 +282,14 @@ def record_exit(run_id: Id, body: ExitIn, session: SessionDep, token: WorkerDep)
 @router.get("/runs/{run_id}/pruning", response_model=PruneOut, responses=_ERRORS)
 def pruning_objective(run_id: Id, session: SessionDep, token: WorkerDep) -> PruneOut:
     """The epoch metric a sweep trial's pruner watches (null: the run has no pruner)."""
-    _holds(session, token, run_id)
+    holds(session, token, run_id)
     return PruneOut(objective=protocol.prune_objective(session, run_id=run_id))
 
 
 @router.post("/runs/{run_id}/pruning", response_model=PruneOut, responses=_ERRORS)
 def pruning_decision(run_id: Id, body: PruneIn, session: SessionDep, token: WorkerDep) -> PruneOut:
     """Whether the trial should stop after this epoch, from the other trials' values."""
-    _holds(session, token, run_id)
+    holds(session, token, run_id)
     value = float("nan") if body.value is None else body.value
     why = protocol.prune_decide(session, run_id=run_id, epoch=body.epoch, value=value)
     return PruneOut(prune=why)
@@ -343,7 +310,7 @@ def get_artifact(
 ) -> Response:
     """Another run's artifact (a transfer run's base model, from_run), whole or one byte
     range (Range: 206)."""
-    _active(token)
+    active(token)
     status = runs.get(session, run_id).status  # 404 naming a run that does not exist
     try:
         artifact = artifacts.get(session, run_id=run_id, name=name)
@@ -355,7 +322,7 @@ def get_artifact(
 @router.get("/datasets/{dataset_id}/manifest", response_model=ManifestOut, responses=_ERRORS)
 def dataset_manifest(dataset_id: Id, token: WorkerDep) -> ManifestOut:
     """Every file of an uploaded dataset with its size and SHA-256 (a worker caches and checks)."""
-    _active(token)
+    active(token)
     try:
         files = dataset_objects.manifest(dataset_id)
     except datasets.UploadMissing as exc:
@@ -374,7 +341,7 @@ def dataset_manifest(dataset_id: Id, token: WorkerDep) -> ManifestOut:
 def dataset_file(dataset_id: Id, path: str, token: WorkerDep) -> FileResponse | StreamingResponse:
     """One file of an uploaded dataset, by its manifest path (from this API's disk or the
     object store)."""
-    _active(token)
+    active(token)
     try:
         found = dataset_objects.open_file(dataset_id, path)
     except (datasets.UploadMissing, FileNotFoundError) as exc:
@@ -397,7 +364,7 @@ def report_host(
 ) -> WorkerOut:
     """A worker's report, at start and with every beat: its host's CPUs, memory and GPUs, and
     which run trains on which GPU (GET /api/v1/workers shows them)."""
-    _active(token)
+    active(token)
     hosts.report(
         session,
         name=name,

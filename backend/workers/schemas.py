@@ -8,7 +8,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.bounds import Count64, Id
-from backend.external.schemas import MAX_POINTS_PER_POST, PointIn
 from backend.jsonpolicy import BoundedJson
 
 Attempt = Id
@@ -40,21 +39,6 @@ class HeartbeatOut(BaseModel):
 
 class SpecOut(BaseModel):
     spec: dict[str, Any]
-
-
-class EventIn(_Body):
-    kind: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")
-    data: BoundedJson
-    uid: str = Field(min_length=1, max_length=190)
-
-
-class BatchIn(_Body):
-    """One batch of a training process's flusher: idempotent by uid (send it again freely)."""
-
-    attempt: Attempt | None = Field(default=None, description="null for a run trained by hand")
-    uid: str = Field(min_length=1, max_length=190)
-    points: list[PointIn] = Field(default_factory=list, max_length=MAX_POINTS_PER_POST)
-    events: list[EventIn] = Field(default_factory=list, max_length=1000)
 
 
 class ModelSummaryIn(_Body):

@@ -252,7 +252,6 @@ MUTATING: dict[tuple[str, str], tuple[str, Build]] = {
         for method, tail in (
             ("POST", "claim"),
             ("POST", "heartbeat"),
-            ("POST", "batches"),
             ("POST", "exit"),
             ("POST", "finish"),
             ("POST", "log"),

@@ -66,7 +66,7 @@ def _trained(
         data = {"epoch": epoch, "step": epoch * STEPS_PER_EPOCH, "bytes": 4, "name": name}
         events.append({"kind": "checkpoint", "uid": f"checkpoint-{epoch}", "data": data})
     batch = {"attempt": attempt, "uid": "all", "points": points, "events": events}
-    _ok(worker.post(f"/api/v1/worker/runs/{run_id}/batches", json=batch))
+    _ok(worker.post(f"/api/v1/runs/{run_id}/points", json=batch))
     finish = {"attempt": attempt, "status": status, "reason": "stopped"}
     assert _ok(worker.post(f"/api/v1/worker/runs/{run_id}/finish", json=finish))["recorded"]
     return run_id

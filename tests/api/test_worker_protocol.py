@@ -66,7 +66,7 @@ def test_a_run_is_claimed_once_and_trained_through_the_protocol(
         "events": [{"kind": "stage", "data": {"stage": "data_loaded"}, "uid": "stage-x"}],
     }
     for _ in range(2):  # a retry of the same batch stores nothing twice
-        sent = worker.post(f"/api/v1/worker/runs/{run_id}/batches", json=batch)
+        sent = worker.post(f"/api/v1/runs/{run_id}/points", json=batch)
         assert sent.status_code == 200, sent.text
     series = api.get(f"/api/v1/runs/{run_id}/metrics").json()["series"]
     assert series["batch/loss"]["steps"] == [1] and series["loss"]["values"] == [None]
@@ -121,13 +121,48 @@ def test_a_stale_attempt_is_refused_and_a_crash_is_queued_again(
     run = api.get(f"/api/v1/runs/{run_id}").json()
     assert run["status"] == "queued" and run["attempt"] == 2
     stale = worker.post(
-        f"/api/v1/worker/runs/{run_id}/batches",
+        f"/api/v1/runs/{run_id}/points",
         json={"attempt": 1, "uid": "late", "points": [{"key": "loss", "step": 1, "value": 1}]},
     )
     assert stale.status_code == 409 and stale.json()["code"] == "superseded"
     assert _claim(worker, run_id)["attempt"] == 2
     beat = worker.post(f"/api/v1/worker/runs/{run_id}/heartbeat", json={"attempt": 1})
     assert beat.status_code == 409 and beat.json()["code"] == "superseded"
+
+
+def test_points_are_one_endpoint_for_scripts_and_workers(
+    api: TestClient, worker: TestClient
+) -> None:
+    """A worker's training process posts its batches where FitboardCallback posts its own:
+    with its worker token and attempt it may send the API's own event kinds; a worker token
+    writes only to a run it trains, and a script may not send those kinds."""
+    run_id = _queued(api)
+    _claim(worker, run_id)
+    body = {
+        "attempt": 1,
+        "uid": "w1",
+        "points": [{"key": "loss", "step": 1, "value": 0.5}],
+        "events": [{"kind": "checkpoint", "data": {"epoch": 1}, "uid": "checkpoint-1"}],
+    }
+    sent = worker.post(f"/api/v1/runs/{run_id}/points", json=body)
+    assert sent.status_code == 200, sent.text
+    assert sent.json() == {"run_id": run_id, "points": 1, "cancel_requested": False}
+    # a script's run: the worker token may not write there
+    external = api.post("/api/v1/runs/external", json={"name": "script"}).json()["id"]
+    foreign = worker.post(f"/api/v1/runs/{external}/points", json={**body, "attempt": None})
+    assert foreign.status_code == 409, foreign.text
+    # and a script may not send what only the API or a worker writes
+    refused = api.post(f"/api/v1/runs/{external}/points", json={**body, "attempt": None})
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "events.0.kind"
+    # an event kind longer than the store keeps is a 422, not a 500
+    long_kind = {"uid": "k", "events": [{"kind": "k" * 33, "data": {}, "uid": "k"}]}
+    too_long = api.post(f"/api/v1/runs/{external}/points", json=long_kind)
+    assert too_long.status_code == 422 and "kind" in str(too_long.json())
+    # cancelling shows in the answer to the worker's next batch
+    assert api.post(f"/api/v1/runs/{run_id}/cancel").status_code in (200, 202)
+    again = worker.post(f"/api/v1/runs/{run_id}/points", json={**body, "uid": "w2"})
+    assert again.json()["cancel_requested"] is True
 
 
 def test_worker_tokens_open_the_worker_protocol_only(
@@ -164,7 +199,7 @@ def test_bad_input_names_the_field(api: TestClient, worker: TestClient) -> None:
     run_id = _queued(api)
     _claim(worker, run_id)
     bad = worker.post(
-        f"/api/v1/worker/runs/{run_id}/batches",
+        f"/api/v1/runs/{run_id}/points",
         json={"attempt": 1, "uid": "x", "points": [{"key": "loss", "step": -1, "value": 1}]},
     )
     assert bad.status_code == 422 and "step" in str(bad.json())
@@ -176,7 +211,7 @@ def test_bad_input_names_the_field(api: TestClient, worker: TestClient) -> None:
 
 def _batch(worker: TestClient, run_id: int, attempt: int, uid: str, **body: Any) -> None:
     sent = worker.post(
-        f"/api/v1/worker/runs/{run_id}/batches", json={"attempt": attempt, "uid": uid, **body}
+        f"/api/v1/runs/{run_id}/points", json={"attempt": attempt, "uid": uid, **body}
     )
     assert sent.status_code == 200, sent.text
 
