@@ -1,5 +1,6 @@
 """The Workers & queue page in headless Chromium: a host's GPUs as tiles (free, or busy with a
-run, with utilisation and memory), and the queue with its reasons, priority buttons and cancel."""
+run, with utilisation and memory used of total), the pool it declares, and the queue with its
+reasons, priority buttons and cancel."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ def test_workers_page_shows_gpus_and_steers_the_queue(
             "cpus": 8,
             "ram_mb": 32_000,
             "concurrency": 2,
+            "pool": "research",
             "gpus": [
                 {
                     "index": 0,
@@ -62,6 +64,9 @@ def test_workers_page_shows_gpus_and_steers_the_queue(
     expect(tile.locator('.gpu-tile[data-gpu="0"]')).to_contain_text("busy")
     expect(tile.locator('.gpu-tile[data-gpu="0"] a')).to_have_attribute("href", f"/runs/{run_id}")
     expect(tile.locator('.gpu-tile[data-gpu="0"]')).to_contain_text("87% util")
+    expect(tile.locator('.gpu-tile[data-gpu="0"]')).to_contain_text("4.0 GB / 80.0 GB")
+    expect(tile.locator('.gpu-tile[data-gpu="1"] .gpu-usage')).to_have_text("80.0 GB")
+    expect(tile).to_contain_text("pool research")
     expect(tile.locator('.gpu-tile[data-gpu="1"]')).to_contain_text("free")
     expect(tile).to_contain_text("8 CPUs")
     row = page.locator(f'#queue-body tr[data-run-id="{run_id}"]')  # the queue has loaded

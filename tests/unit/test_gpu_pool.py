@@ -99,3 +99,31 @@ def test_no_readings_without_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(host.FAKE_GPUS_ENV, raising=False)
     monkeypatch.setitem(__import__("sys").modules, "pynvml", None)  # import fails: no driver
     assert host.readings([host.Gpu(0, "GPU-0", "x", 1)]) == {}
+
+
+def test_the_beat_reports_the_pool_its_own_queue_and_gpu_readings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from backend.config import get_settings
+    from backend.workers.schemas import HostIn
+    from worker import beat, runner
+
+    monkeypatch.setenv(host.FAKE_GPUS_ENV, "2")
+    monkeypatch.setenv("FITBOARD_POOL", "research")
+    get_settings.cache_clear()
+    monkeypatch.setattr(runner, "_pool", None)
+    monkeypatch.setattr(runner, "_attempts", {7: 1})
+    sent: list[dict[str, object]] = []
+    monkeypatch.setattr(beat, "report_host", lambda url, token, name, body: sent.append(body))
+    try:
+        runner.gpu_pool().take(7, 1, wait_s=0)
+        beat.HostBeat("w@box", concurrency=2).report_once()
+    finally:
+        get_settings.cache_clear()
+    report = HostIn.model_validate(sent[0])  # what the API takes
+    assert report.resources.pool == "research" and report.resources.own_queue
+    assert [(g.util_pct, g.memory_used_mb) for g in report.resources.gpus] == [
+        (50.0, 1024),
+        (0.0, 0),
+    ], "the busy GPU reads busy"
+    assert report.running[0].run_id == 7 and report.running[0].gpus == [0]

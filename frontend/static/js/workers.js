@@ -40,6 +40,7 @@ function workerTile(worker) {
     worker.concurrency != null ? `${worker.running.length} / ${worker.concurrency} slots busy` : null,
     worker.version ? `v${worker.version}` : null,
     worker.queue ? `queue ${worker.queue}` : null,
+    worker.pool ? `pool ${worker.pool}` : null,
   ].filter(Boolean);
   const onGpu = new Set(worker.gpus.map((g) => g.run_id).filter((id) => id != null));
   const cpuRuns = worker.running.filter((r) => !onGpu.has(r.run_id));
