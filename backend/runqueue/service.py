@@ -52,6 +52,14 @@ def _family(base: str) -> ColumnElement[bool]:
     )
 
 
+# what the queue reads of a spec: its resources only (not thousands of whole specs)
+_RESOURCES = Run.spec["resources"].label("resources")
+
+
+def _demand(resources: dict[str, Any] | None) -> Demand:
+    return demand_of({"resources": resources})
+
+
 def _queued_worker_runs() -> list[ColumnElement[bool]]:
     return [Run.status == RunStatus.queued.value, Run.source == RunSource.worker.value]
 
@@ -94,8 +102,8 @@ def fleet_room(session: Session, *, workers: list[WorkerHost], lost_after_s: flo
             int(r["run_id"]): list(r.get("gpus") or []) for r in w.running or [] if "run_id" in r
         }
     if rooms:
-        for worker_host, run_id, spec in session.execute(
-            select(Run.worker_host, Run.id, Run.spec).where(
+        for worker_host, run_id, resources in session.execute(
+            select(Run.worker_host, Run.id, _RESOURCES).where(
                 Run.status == RunStatus.running.value, Run.worker_host.in_(list(rooms))
             )
         ):
@@ -105,7 +113,7 @@ def fleet_room(session: Session, *, workers: list[WorkerHost], lost_after_s: flo
                 for i in reported[name].get(int(run_id), [])
                 if i in gpu_name[name]
             ]
-            rooms[name].hold(demand_of(spec), names=held or None)
+            rooms[name].hold(_demand(resources), names=held or None)
     return Fleet(rooms=list(rooms.values()))
 
 
@@ -136,7 +144,7 @@ def _held(session: Session, *, base: str | None) -> list[Waiting]:
         Run.launched_by_id,
         Run.created_at,
         Run.moved_to_top_at,
-        Run.spec,
+        _RESOURCES,
     )
     stored = select(*cols).where(*where)
     if base is not None:
@@ -145,23 +153,23 @@ def _held(session: Session, *, base: str | None) -> list[Waiting]:
     return [
         Waiting(
             int(i),
-            str(q) if q else queue_for(spec, legacy_base),
+            str(q) if q else queue_for({"resources": resources}, legacy_base),
             str(p),
             launcher,
             created,
             top,
-            demand_of(spec),
+            _demand(resources),
         )
-        for i, q, p, launcher, created, top, spec in session.execute(stored)
+        for i, q, p, launcher, created, top, resources in session.execute(stored)
     ]
 
 
 def _outstanding(session: Session, *, base: str) -> list[tuple[int, str, Demand]]:
     """Runs sent and not yet taken: (run id, queue, demand)."""
     return [
-        (int(run_id), str(queue), demand_of(spec))
-        for run_id, queue, spec in session.execute(
-            select(Run.id, Run.queue, Run.spec).where(
+        (int(run_id), str(queue), _demand(resources))
+        for run_id, queue, resources in session.execute(
+            select(Run.id, Run.queue, _RESOURCES).where(
                 *_queued_worker_runs(), Run.dispatched_at.is_not(None), _family(base)
             )
         )
@@ -357,7 +365,7 @@ def listing(session: Session, *, lost_after_s: float, limit: int) -> dict[str, A
             Run.moved_to_top_at,
             Run.dispatched_at,
             Run.sweep_id,
-            Run.spec,
+            _RESOURCES,
         )
         .where(*_queued_worker_runs(), or_(Run.dispatched_at.is_not(None), Run.sweep_id.is_(None)))
         .order_by(Run.dispatched_at, Run.id)
@@ -368,7 +376,7 @@ def listing(session: Session, *, lost_after_s: float, limit: int) -> dict[str, A
     held = ordered(_held(session, base=None), in_flight=_in_flight_by_launcher(session))
     sweep_waiting = session.execute(
         select(Run.id, Run.name, Run.queue, Run.priority, Run.launched_by_id, Run.created_at)
-        .add_columns(Run.sweep_id, Run.spec, Sweep.max_concurrent)
+        .add_columns(Run.sweep_id, _RESOURCES, Sweep.max_concurrent)
         .join(Sweep, Sweep.id == Run.sweep_id)
         .where(*_queued_worker_runs(), Run.dispatched_at.is_(None))
         .order_by(Run.sweep_id, Run.trial_number)
@@ -396,7 +404,7 @@ def listing(session: Session, *, lost_after_s: float, limit: int) -> dict[str, A
             )
 
     for row in sent:
-        demand = demand_of(row.spec)
+        demand = _demand(row.resources)
         add(
             row,
             demand=demand,
@@ -418,7 +426,7 @@ def listing(session: Session, *, lost_after_s: float, limit: int) -> dict[str, A
     for row in sweep_waiting:
         add(
             row,
-            demand=demand_of(row.spec),
+            demand=_demand(row.resources),
             reason=f"waiting for a slot of sweep {row.sweep_id} "
             f"(it runs {_plural(row.max_concurrent, 'trial')} at once)",
         )
