@@ -395,6 +395,8 @@ def listing(session: Session, *, lost_after_s: float, limit: int) -> dict[str, A
                     "priority": row.priority,
                     "launched_by_id": row.launched_by_id,
                     "gpus": demand.min_gpus,
+                    "gpu_type": demand.gpu_type,
+                    "pool": demand.pool,
                     "queued_since": row.created_at,
                     "moved_to_top": bool(getattr(row, "moved_to_top_at", None)),
                     "sent": getattr(row, "dispatched_at", None) is not None,

@@ -264,6 +264,7 @@ def test_a_run_for_a_gpu_type_or_a_pool_goes_only_to_a_worker_that_offers_them(
     assert api.get(f"/api/v1/runs/{typed}").json()["waiting"] == why
     assert listed[pooled]["waiting"] == "waiting: no live worker in pool research"
     assert listed[one_typed]["gpus"] == 1, "a GPU type without a count asks for one"
+    assert (listed[typed]["gpu_type"], listed[pooled]["pool"]) == ("A100", "research")
 
     # a research worker with two A100s joins: both its GPUs go to the 2-GPU run, and the
     # pool's CPU run takes its second slot; each goes to that worker's own queue

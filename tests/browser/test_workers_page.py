@@ -24,7 +24,8 @@ def test_workers_page_shows_gpus_and_steers_the_queue(
         assert time.monotonic() < deadline, "the stack's worker never reported"
         time.sleep(0.5)
     name = f"waits for three GPUs {uuid.uuid4().hex[:6]}"
-    body = {"name": name, "preset": "digits-mlp", "overrides": {"resources": {"gpus": 3}}}
+    resources = {"gpus": 3, "gpu_type": "A100"}
+    body = {"name": name, "preset": "digits-mlp", "overrides": {"resources": resources}}
     created = api.post("/runs", json=body)
     assert created.status_code == 201, created.text
     run_id = created.json()["id"]
@@ -70,7 +71,8 @@ def test_workers_page_shows_gpus_and_steers_the_queue(
     expect(tile.locator('.gpu-tile[data-gpu="1"]')).to_contain_text("free")
     expect(tile).to_contain_text("8 CPUs")
     row = page.locator(f'#queue-body tr[data-run-id="{run_id}"]')  # the queue has loaded
-    expect(row).to_contain_text("offers 3 GPUs")
+    expect(row).to_contain_text("offers 3 GPUs of type A100")
+    expect(row.locator(".queue-gpus")).to_have_text("3 \u00d7 A100")
     expect(row.locator(".priority")).to_have_text("normal")
     screenshot(page, "workers-queue")
     row.get_by_role("button", name=f"Raise priority: {name}").click()
