@@ -10,6 +10,7 @@ from typing import Any
 from celery import Celery
 
 from backend.config import get_settings
+from backend.spec.gpus import demand_of
 
 TRAIN_TASK = "fitboard.train_run"
 
@@ -36,14 +37,16 @@ def get_celery() -> Celery:
 
 
 GPUS_SUFFIX = ".gpus-"
+# a run that asks for a GPU type or a pool goes to the one worker the dispatcher booked for it
+ON_WORKER = ".on-"
 
 
 def queue_for(spec: dict[str, Any] | None, base: str) -> str:
     """Where a run waits: the base queue, or ``<base>.gpus-N`` for a run that asks for N GPUs
     (only a worker with at least N GPUs consumes it, so no worker takes a run it cannot
     train)."""
-    gpus = ((spec or {}).get("resources") or {}).get("gpus")
-    if isinstance(gpus, int) and gpus >= 1:
+    gpus = demand_of(spec).min_gpus
+    if gpus >= 1:
         return f"{base}{GPUS_SUFFIX}{gpus}"
     return base
 
@@ -51,6 +54,17 @@ def queue_for(spec: dict[str, Any] | None, base: str) -> str:
 def gpu_queues(base: str, gpu_count: int) -> list[str]:
     """The GPU queues a worker with ``gpu_count`` GPUs consumes besides its base queue."""
     return [f"{base}{GPUS_SUFFIX}{n}" for n in range(1, gpu_count + 1)]
+
+
+def worker_queue(base: str, worker: str) -> str:
+    """The queue only ``worker`` consumes: runs booked on it for their GPU type or pool."""
+    return f"{base}{ON_WORKER}{worker}"
+
+
+def worker_of_queue(queue: str | None, base: str) -> str | None:
+    """The worker a run was sent to on its own queue (None: a shared queue)."""
+    prefix = base + ON_WORKER
+    return queue[len(prefix) :] if queue and queue.startswith(prefix) else None
 
 
 def send_run(run_id: int, queue: str | None = None) -> None:

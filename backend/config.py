@@ -89,6 +89,14 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(
         default=1, ge=1, description="Runs one worker trains at the same time."
     )
+    pool: str | None = Field(
+        default=None,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="The pool this worker belongs to (a label): runs whose spec asks for "
+        "`resources.pool` go only to workers of that pool. Not set: no pool (it takes runs "
+        "that ask for none).",
+    )
     warm_trainer: bool = Field(
         default=True,
         description="Keep one standby training process per worker that has imported Keras "

@@ -15,7 +15,7 @@ from typing import Any
 import redis
 from sqlalchemy import select, update
 
-from backend.broker import GPUS_SUFFIX, queue_for
+from backend.broker import GPUS_SUFFIX, ON_WORKER, queue_for
 from backend.broker import TRAIN_TASK as TRAIN_TASK
 from backend.broker import get_celery as get_celery
 from backend.broker import send_run as send_run
@@ -64,8 +64,12 @@ def outstanding_run_ids(*, held_for_at_most_s: float) -> set[int] | None:
         client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2.0)
         found: set[int] = set()
         names = [settings.queue]
-        patterns = (f"{settings.queue}{_PRIORITY_SEP}*", f"{settings.queue}{GPUS_SUFFIX}*")
-        for pattern in patterns:  # priority steps, and the GPU queues (with theirs)
+        patterns = (
+            f"{settings.queue}{_PRIORITY_SEP}*",
+            f"{settings.queue}{GPUS_SUFFIX}*",
+            f"{settings.queue}{ON_WORKER}*",
+        )
+        for pattern in patterns:  # priority steps, the GPU and workers' queues (with theirs)
             for key in client.scan_iter(match=pattern, count=100):
                 names.append(key.decode() if isinstance(key, bytes) else key)
         for name in names:

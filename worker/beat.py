@@ -1,6 +1,7 @@
-"""The worker's own beat: every few seconds it reports its host (CPUs, memory, GPUs) and what
-it trains on which GPU to the API (PUT /api/v1/worker/hosts/{name}); GET /api/v1/workers shows
-the fleet. A missed report costs nothing: the next one carries everything."""
+"""The worker's own beat: every few seconds it reports its host (CPUs, memory, its pool, GPUs
+with their utilisation and memory used now) and what it trains on which GPU to the API
+(PUT /api/v1/worker/hosts/{name}); GET /api/v1/workers shows the fleet. A missed report
+costs nothing: the next one carries everything."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ class HostBeat:
         self.concurrency = concurrency
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="host-beat", daemon=True)
-        self._resources = host.probe(concurrency=concurrency)
+        self._resources = host.probe(concurrency=concurrency, pool=get_settings().pool)
         try:
             self._version = metadata.version("fitboard")
         except metadata.PackageNotFoundError:
@@ -46,12 +47,21 @@ class HostBeat:
 
     def report_once(self) -> None:
         settings = get_settings()
+        running = runner.running()
+        busy = {index for r in running for index in r["gpus"]}
+        now = host.readings(runner.gpu_pool().devices, busy=busy)
         body = {
             "host": host.hostname(),
             "version": self._version,
-            # the queue it consumes: the API sends that queue's runs as this worker has room
-            "resources": {**self._resources, "queue": settings.queue},
-            "running": runner.running(),
+            # the queue it consumes (and its own, <queue>.on-<name>): the API sends that
+            # queue's runs as this worker has room
+            "resources": {
+                **self._resources,
+                "queue": settings.queue,
+                "own_queue": True,
+                "gpus": [{**g, **now.get(g["index"], {})} for g in self._resources["gpus"]],
+            },
+            "running": running,
         }
         report_host(settings.url, settings.worker_token, self.name, body)
 

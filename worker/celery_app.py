@@ -50,6 +50,7 @@ def _say_join(sender: object = None, **_: object) -> None:
     concurrency = getattr(controller, "concurrency", None)
     HostBeat(name, concurrency=int(concurrency) if concurrency else None).start()
     _consume_gpu_queues(sender)
+    _consume_own_queue(sender, name)
     from worker import runner, standby
 
     if not runner.gpu_pool().devices:
@@ -69,6 +70,16 @@ def _consume_gpu_queues(consumer: object) -> None:
     for queue in gpu_queues(get_settings().queue, count):
         add(queue)
     logging.getLogger("worker").info("also takes runs that ask for 1 to %d GPUs", count)
+
+
+def _consume_own_queue(consumer: object, name: str) -> None:
+    """The runs the API books on this very worker (for their GPU type or pool) come on a
+    queue of its own."""
+    from backend.broker import worker_queue
+
+    add = getattr(consumer, "add_task_queue", None)
+    if add is not None:
+        add(worker_queue(get_settings().queue, name))
 
 
 @worker_process_init.connect

@@ -2,7 +2,9 @@
 
 GPUs come from NVIDIA's NVML, limited to the ones ``CUDA_VISIBLE_DEVICES`` gives the worker.
 ``FITBOARD_FAKE_GPUS=N`` (tests and demos on machines without GPUs) makes the worker offer N
-pretend GPUs: they are scheduled and pinned like real ones, and nothing can train on them.
+pretend GPUs: they are scheduled and pinned like real ones, and nothing can train on them;
+``FITBOARD_FAKE_GPU_NAME`` names them (a GPU type runs can ask for), and their utilisation and
+memory readings are made up.
 """
 
 from __future__ import annotations
@@ -12,14 +14,19 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import psutil
 
+from backend.spec.gpus import gpu_matches
+
 log = logging.getLogger(__name__)
 
 FAKE_GPUS_ENV = "FITBOARD_FAKE_GPUS"
+FAKE_GPU_NAME_ENV = "FITBOARD_FAKE_GPU_NAME"
+FAKE_GPU_NAME = "Fake GPU"
 MB = 1024 * 1024
 
 
@@ -35,7 +42,8 @@ def gpus() -> list[Gpu]:
     """The GPUs this worker may use."""
     fake = os.environ.get(FAKE_GPUS_ENV, "").strip()
     if fake:
-        return [Gpu(i, f"GPU-fake-{i}", "Fake GPU", 16_384) for i in range(int(fake))]
+        name = os.environ.get(FAKE_GPU_NAME_ENV, "").strip() or FAKE_GPU_NAME
+        return [Gpu(i, f"GPU-fake-{i}", name, 16_384) for i in range(int(fake))]
     try:
         import pynvml
 
@@ -60,6 +68,40 @@ def gpus() -> list[Gpu]:
         return []
 
 
+FAKE_BUSY = {"util_pct": 50.0, "memory_used_mb": 1024}
+FAKE_IDLE = {"util_pct": 0.0, "memory_used_mb": 0}
+
+
+def readings(devices: list[Gpu], *, busy: Collection[int] = ()) -> dict[int, dict[str, Any]]:
+    """Each GPU's utilisation (%) and memory used (MB) now, by index; none that NVML cannot
+    read. Pretend GPUs read made-up values: FAKE_BUSY for those in ``busy``, else FAKE_IDLE."""
+    if not devices:
+        return {}
+    if os.environ.get(FAKE_GPUS_ENV, "").strip():
+        return {g.index: dict(FAKE_BUSY if g.index in busy else FAKE_IDLE) for g in devices}
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception as exc:
+        log.debug("no GPU readings: %s", exc)
+        return {}
+    found: dict[int, dict[str, Any]] = {}
+    try:
+        for gpu in devices:
+            try:
+                handle = pynvml.nvmlDeviceGetHandleByIndex(gpu.index)
+                found[gpu.index] = {
+                    "util_pct": float(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu),
+                    "memory_used_mb": int(pynvml.nvmlDeviceGetMemoryInfo(handle).used // MB),
+                }
+            except Exception as exc:  # one GPU's reading failed: the others still count
+                log.debug("GPU %s reading failed: %s", gpu.index, exc)
+    finally:
+        pynvml.nvmlShutdown()  # nvmlInit counts references: one shutdown per init
+    return found
+
+
 def visible_indices(count: int) -> list[int]:
     """The NVML indices CUDA_VISIBLE_DEVICES allows (all when it is not set)."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -70,12 +112,13 @@ def visible_indices(count: int) -> list[int]:
     ]
 
 
-def probe(*, concurrency: int | None = None) -> dict[str, Any]:
+def probe(*, concurrency: int | None = None, pool: str | None = None) -> dict[str, Any]:
     """What this host offers, as a worker reports it."""
     return {
         "cpus": os.cpu_count(),
         "ram_mb": psutil.virtual_memory().total // MB,
         "concurrency": concurrency,
+        "pool": pool,
         "gpus": [asdict(g) for g in gpus()],
     }
 
@@ -85,7 +128,8 @@ def hostname() -> str:
 
 
 class NotEnoughGpus(Exception):
-    """A run asks for more GPUs than this worker has at all."""
+    """A run asks for more GPUs (of its type) than this worker has at all, or a pool it is not
+    in."""
 
 
 class GpuPool:
@@ -102,17 +146,28 @@ class GpuPool:
             return 1 if self.devices else 0
         return requested
 
-    def take(self, run_id: int, count: int, *, wait_s: float, beat: Any = None) -> list[Gpu]:
-        """``count`` free GPUs for the run, waiting up to ``wait_s`` for others to end
-        (``beat()`` is called every second meanwhile); NotEnoughGpus if it never could."""
-        if count > len(self.devices):
+    def take(
+        self,
+        run_id: int,
+        count: int,
+        *,
+        wait_s: float,
+        beat: Any = None,
+        gpu_type: str | None = None,
+    ) -> list[Gpu]:
+        """``count`` free GPUs (of ``gpu_type``, when given) for the run, waiting up to
+        ``wait_s`` for others to end (``beat()`` is called every second meanwhile);
+        NotEnoughGpus if it never could."""
+        usable = [g for g in self.devices if gpu_matches(g.name, gpu_type)]
+        if count > len(usable):
+            kind = f" of type {gpu_type}" if gpu_type else ""
             raise NotEnoughGpus(
-                f"needs {count} GPU{'s' if count != 1 else ''}; this worker has {len(self.devices)}"
+                f"needs {count} GPU{'s' if count != 1 else ''}{kind}; this worker has {len(usable)}"
             )
         deadline = time.monotonic() + wait_s
         with self._lock:
             while True:
-                free = [g for g in self.devices if g.index not in self._owner]
+                free = [g for g in usable if g.index not in self._owner]
                 if len(free) >= count:
                     for gpu in free[:count]:
                         self._owner[gpu.index] = run_id

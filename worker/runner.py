@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from backend.config import get_settings
+from backend.spec.gpus import demand_of, pool_matches
 from worker import host, lifeline, oom, port, standby
 
 log = logging.getLogger(__name__)
@@ -64,12 +65,20 @@ def execute(run_id: int, *, worker_host: str) -> None:
     attempt = run_port.attempt
     assert attempt is not None
     pool = gpu_pool()
+    spec = getattr(run_port, "claimed_spec", {})
+    demand = demand_of(spec)
     try:
+        if not pool_matches(get_settings().pool, demand.pool):
+            raise host.NotEnoughGpus(
+                f"it asks for pool {demand.pool}; this worker is in "
+                + (f"pool {get_settings().pool}" if get_settings().pool else "no pool")
+            )
         taken = pool.take(
             run_id,
-            pool.wanted(_requested_gpus(getattr(run_port, "claimed_spec", {}))),
+            pool.wanted(_requested_gpus(spec)),
             wait_s=GPU_WAIT_S,
             beat=run_port.heartbeat,
+            gpu_type=demand.gpu_type,
         )
     except host.NotEnoughGpus as exc:
         run_port.finish("failed", f"this worker cannot train it (not retried): {exc}")
@@ -131,8 +140,9 @@ def _train(
 
 
 def _requested_gpus(spec: dict[str, Any]) -> int | None:
-    """The spec's resources.gpus; with none given, `devices` GPUs when that is set."""
-    requested = (spec.get("resources") or {}).get("gpus")
+    """The spec's resources.gpus (one for a GPU type without a count); with none given,
+    `devices` GPUs when that is set."""
+    requested = demand_of(spec).gpus
     if requested is None and spec.get("devices") and gpu_pool().devices:
         return int(spec["devices"])
     return int(requested) if requested is not None else None

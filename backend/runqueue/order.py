@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from backend.broker import GPUS_SUFFIX
+from backend.spec.gpus import Demand, gpu_matches, pool_matches
 
 PRIORITIES = ("high", "normal", "low")
 RANK = {name: rank for rank, name in enumerate(PRIORITIES)}
@@ -31,6 +32,7 @@ class Waiting:
     launcher: int | None
     created_at: datetime
     moved_to_top_at: datetime | None = None
+    demand: Demand = field(default_factory=Demand)
 
 
 def ordered(waiting: Iterable[Waiting], *, in_flight: Mapping[int | None, int]) -> list[Waiting]:
@@ -80,33 +82,63 @@ def gpus_of_queue(queue: str) -> int:
 @dataclass
 class Room:
     """What one online worker has free: run slots (its concurrency less what it trains) and
-    GPUs (less those its runs hold)."""
+    GPUs (by name, less those its runs hold), and the pool it declares."""
 
     name: str
     slots: int
-    gpus: int
-    free_gpus: int
+    gpus: list[str] = field(default_factory=list)
+    free: list[str] = field(default_factory=list)
+    pool: str | None = None
+    own_queue: bool = True  # it consumes its own queue (a worker from before them does not)
+
+    def fits(self, demand: Demand) -> bool:
+        return (
+            self.slots > 0
+            and (self.own_queue or not demand.constrained)
+            and pool_matches(self.pool, demand.pool)
+            and self.free_of(demand.gpu_type) >= demand.min_gpus
+        )
+
+    def free_of(self, gpu_type: str | None) -> int:
+        return sum(1 for name in self.free if gpu_matches(name, gpu_type))
+
+    def hold(self, demand: Demand, *, names: list[str] | None = None) -> None:
+        """Book a slot and the GPUs a run of ``demand`` takes (auto: one when one is free);
+        ``names``: the GPUs it is known to hold."""
+        self.slots -= 1
+        if names is not None:
+            for name in names:
+                if name in self.free:
+                    self.free.remove(name)
+            return
+        wanted = demand.min_gpus if demand.gpus is not None else min(1, len(self.free))
+        for _ in range(wanted):
+            match = next((n for n in self.free if gpu_matches(n, demand.gpu_type)), None)
+            if match is None:
+                break
+            self.free.remove(match)
 
 
 @dataclass
 class Fleet:
-    """The online workers of one queue family; ``take`` books room for a run on a queue."""
+    """The online workers of one queue family; ``take`` books room for a run."""
 
     rooms: list[Room] = field(default_factory=list)
 
     def full(self) -> bool:
         return all(room.slots <= 0 for room in self.rooms)
 
-    def take(self, queue: str) -> str | None:
-        """Book a slot (and GPUs) on the best-fitting worker for a run on ``queue``; the
-        worker's name, or None when no worker has room now."""
-        wanted = gpus_of_queue(queue)
-        fits = [r for r in self.rooms if r.slots > 0 and r.free_gpus >= wanted]
+    def take(self, demand: Demand, *, on: str | None = None) -> str | None:
+        """Book a slot (and GPUs) on the best-fitting worker (``on``: that one only) for a run
+        of ``demand``; the worker's name, or None when no worker has room now."""
+        fits = [r for r in self.rooms if (on is None or r.name == on) and r.fits(demand)]
         if not fits:
             return None
-        # best fit: keep the big hosts' GPUs for the runs that need many
-        room = min(fits, key=lambda r: (r.free_gpus - wanted, r.gpus, r.name))
-        room.slots -= 1
-        # a run without a GPU count takes one GPU on a GPU worker, when one is free
-        room.free_gpus -= wanted if wanted else min(1, room.free_gpus)
+        # best fit: keep the big hosts' GPUs (and those of a type asked for) for the runs
+        # that need them
+        room = min(
+            fits,
+            key=lambda r: (len(r.free) - demand.min_gpus, len(r.gpus), r.pool is not None, r.name),
+        )
+        room.hold(demand)
         return room.name

@@ -26,6 +26,8 @@ class QueuedRun(BaseModel):
     launched_by_id: int | None
     launched_by: str | None = Field(description="Username of who launched it.")
     gpus: int = Field(description="GPUs it asks for (0: its base queue, CPU or one GPU).")
+    gpu_type: str | None = Field(default=None, description="The GPU type it asks for.")
+    pool: str | None = Field(default=None, description="The worker pool it asks for.")
     queued_since: datetime
     moved_to_top: bool = Field(description="An admin moved it before every other run.")
     sent: bool = Field(description="Already handed to the workers' broker queue.")

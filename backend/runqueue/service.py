@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,13 +25,14 @@ from sqlalchemy import ColumnElement, and_, event, func, or_, select, text, upda
 from sqlalchemy.orm import Session
 
 from backend import dispatch
-from backend.broker import GPUS_SUFFIX, queue_for
+from backend.broker import GPUS_SUFFIX, ON_WORKER, queue_for, worker_of_queue, worker_queue
 from backend.config import get_settings
 from backend.db.base import utcnow
 from backend.db.session import get_engine, session_scope
 from backend.errors import Conflict, NotFound
-from backend.runqueue.order import Fleet, Room, Waiting, gpus_of_queue, ordered
+from backend.runqueue.order import Fleet, Room, Waiting, ordered
 from backend.runs.models import Run, RunSource, RunStatus
+from backend.spec.gpus import Demand, demand_of
 from backend.sweeps.models import Sweep
 from backend.workers import hosts
 from backend.workers.models import WorkerHost
@@ -44,8 +44,20 @@ REPORTS_KEPT = timedelta(days=1)
 
 
 def _family(base: str) -> ColumnElement[bool]:
-    """Runs on ``base`` or one of its GPU queues."""
-    return or_(Run.queue == base, Run.queue.startswith(base + GPUS_SUFFIX, autoescape=True))
+    """Runs on ``base``, one of its GPU queues or one of its workers' own queues."""
+    return or_(
+        Run.queue == base,
+        Run.queue.startswith(base + GPUS_SUFFIX, autoescape=True),
+        Run.queue.startswith(base + ON_WORKER, autoescape=True),
+    )
+
+
+# what the queue reads of a spec: its resources only (not thousands of whole specs)
+_RESOURCES = Run.spec["resources"].label("resources")
+
+
+def _demand(resources: dict[str, Any] | None) -> Demand:
+    return demand_of({"resources": resources})
 
 
 def _queued_worker_runs() -> list[ColumnElement[bool]]:
@@ -64,41 +76,45 @@ def reporting_workers(session: Session, *, base: str) -> list[WorkerHost]:
     return [row for row in rows if (row.resources or {}).get("queue") == base]
 
 
-def _gpus_asked(spec: dict[str, Any] | None, *, worker_has_gpus: bool) -> int:
-    gpus = ((spec or {}).get("resources") or {}).get("gpus")
-    if isinstance(gpus, int):
-        return gpus
-    return 1 if worker_has_gpus else 0  # auto: one GPU on a GPU worker
-
-
 def fleet_room(session: Session, *, workers: list[WorkerHost], lost_after_s: float) -> Fleet:
     """What the online ones among ``workers`` have free now; what they train comes from the
-    runs table (a claim or an end counts at once, not at the worker's next report)."""
+    runs table (a claim or an end counts at once, not at the worker's next report), on the
+    GPUs the worker reported for it when it did."""
     now = utcnow()
     online = [w for w in workers if (now - _aware(w.last_seen_at)).total_seconds() <= lost_after_s]
-    gpu_counts = {w.name: len((w.resources or {}).get("gpus") or []) for w in online}
-    slots_used: Counter[str] = Counter()
-    gpus_used: Counter[str] = Counter()
-    if online:
-        for worker_host, spec in session.execute(
-            select(Run.worker_host, Run.spec).where(
-                Run.status == RunStatus.running.value, Run.worker_host.in_(list(gpu_counts))
+    rooms: dict[str, Room] = {}
+    gpu_name: dict[str, dict[int, str]] = {}
+    reported: dict[str, dict[int, list[int]]] = {}
+    for w in online:
+        resources = w.resources or {}
+        gpus = resources.get("gpus") or []
+        names = [str(g.get("name") or "") for g in gpus]
+        rooms[w.name] = Room(
+            name=w.name,
+            slots=int(resources.get("concurrency") or 1),
+            gpus=names,
+            free=list(names),
+            pool=resources.get("pool"),
+            own_queue=bool(resources.get("own_queue")),
+        )
+        gpu_name[w.name] = {int(g.get("index", i)): names[i] for i, g in enumerate(gpus)}
+        reported[w.name] = {
+            int(r["run_id"]): list(r.get("gpus") or []) for r in w.running or [] if "run_id" in r
+        }
+    if rooms:
+        for worker_host, run_id, resources in session.execute(
+            select(Run.worker_host, Run.id, _RESOURCES).where(
+                Run.status == RunStatus.running.value, Run.worker_host.in_(list(rooms))
             )
         ):
             name = str(worker_host)
-            slots_used[name] += 1
-            gpus_used[name] += _gpus_asked(spec, worker_has_gpus=gpu_counts[name] > 0)
-    return Fleet(
-        rooms=[
-            Room(
-                name=w.name,
-                slots=int((w.resources or {}).get("concurrency") or 1) - slots_used[w.name],
-                gpus=gpu_counts[w.name],
-                free_gpus=max(0, gpu_counts[w.name] - gpus_used[w.name]),
-            )
-            for w in online
-        ]
-    )
+            held = [
+                gpu_name[name][i]
+                for i in reported[name].get(int(run_id), [])
+                if i in gpu_name[name]
+            ]
+            rooms[name].hold(_demand(resources), names=held or None)
+    return Fleet(rooms=list(rooms.values()))
 
 
 def _in_flight_by_launcher(session: Session) -> dict[int | None, int]:
@@ -128,31 +144,49 @@ def _held(session: Session, *, base: str | None) -> list[Waiting]:
         Run.launched_by_id,
         Run.created_at,
         Run.moved_to_top_at,
+        _RESOURCES,
     )
-    stored = select(*cols).where(*where, Run.queue.is_not(None))
+    stored = select(*cols).where(*where)
     if base is not None:
-        stored = stored.where(_family(base))
-    found = [
-        Waiting(int(i), str(q), str(p), launcher, created, top)
-        for i, q, p, launcher, created, top in session.execute(stored)
-    ]
+        stored = stored.where(or_(_family(base), Run.queue.is_(None)))
     legacy_base = base or get_settings().queue
-    for i, spec, p, launcher, created, top in session.execute(
-        select(Run.id, Run.spec, *cols[2:]).where(*where, Run.queue.is_(None))
-    ):
-        found.append(Waiting(int(i), queue_for(spec, legacy_base), str(p), launcher, created, top))
-    return found
-
-
-def _outstanding_queues(session: Session, *, base: str) -> list[str]:
     return [
-        str(q)
-        for q in session.scalars(
-            select(Run.queue).where(
+        Waiting(
+            int(i),
+            str(q) if q else queue_for({"resources": resources}, legacy_base),
+            str(p),
+            launcher,
+            created,
+            top,
+            _demand(resources),
+        )
+        for i, q, p, launcher, created, top, resources in session.execute(stored)
+    ]
+
+
+def _outstanding(session: Session, *, base: str) -> list[tuple[int, str, Demand]]:
+    """Runs sent and not yet taken: (run id, queue, demand)."""
+    return [
+        (int(run_id), str(queue), _demand(resources))
+        for run_id, queue, resources in session.execute(
+            select(Run.id, Run.queue, _RESOURCES).where(
                 *_queued_worker_runs(), Run.dispatched_at.is_not(None), _family(base)
             )
         )
     ]
+
+
+def _take_back(session: Session, *, run_ids: list[int], base: str) -> None:
+    """Runs sent to a worker's own queue that went offline before taking them: held again,
+    so the next release books them elsewhere (a message left behind cannot start them twice:
+    the claim is atomic)."""
+    for run_id in run_ids:
+        run = session.get(Run, run_id)
+        if run is not None and run.status == RunStatus.queued.value:
+            log.warning("run %s: its worker went offline before taking it; queued again", run_id)
+            run.dispatched_at = None
+            run.queue = queue_for(run.spec, base)
+    session.flush()
 
 
 def _lock(session: Session, base: str) -> None:
@@ -167,28 +201,42 @@ def release(session: Session, *, base: str, lost_after_s: float) -> list[tuple[i
     caller once this commits (``send``). (run id, queue) pairs, in order."""
     _lock(session, base)
     workers = reporting_workers(session, base=base)
+    picked: list[tuple[Waiting, str]] = []
     if not workers:  # no worker reports for this queue: send everything, as before reports
-        picked = ordered(_held(session, base=base), in_flight={})
+        # (but a run for a GPU type or a pool: only a worker's report can say who has those)
+        order = ordered(_held(session, base=base), in_flight={})
+        picked = [(w, w.queue) for w in order if not w.demand.constrained]
     else:
         fleet = fleet_room(session, workers=workers, lost_after_s=lost_after_s)
-        for queue in _outstanding_queues(session, base=base):
-            fleet.take(queue)
+        online = {room.name for room in fleet.rooms}
+        stranded = []
+        for run_id, queue, demand in _outstanding(session, base=base):
+            worker = worker_of_queue(queue, base)
+            if worker is not None and worker not in online:
+                stranded.append(run_id)
+            else:
+                fleet.take(demand, on=worker)
+        if stranded:
+            _take_back(session, run_ids=stranded, base=base)
         if fleet.full():
             return []
         order = ordered(_held(session, base=base), in_flight=_in_flight_by_launcher(session))
-        picked, blocked = [], set()
+        blocked: set[Demand] = set()
         for waiting in order:
-            if waiting.queue in blocked:
+            if waiting.demand in blocked:
                 continue
-            if fleet.take(waiting.queue) is None:
-                blocked.add(waiting.queue)  # runs behind it on its queue wait too
+            worker = fleet.take(waiting.demand)
+            if worker is None:
+                blocked.add(waiting.demand)  # runs behind it that ask the same wait too
                 continue
-            picked.append(waiting)
+            # a run for a GPU type or a pool goes to the one worker booked for it
+            routed = worker_queue(base, worker) if waiting.demand.constrained else waiting.queue
+            picked.append((waiting, routed))
             if fleet.full():
                 break
     by_queue: dict[str, list[int]] = {}
-    for waiting in picked:
-        by_queue.setdefault(waiting.queue, []).append(waiting.run_id)
+    for waiting, queue in picked:
+        by_queue.setdefault(queue, []).append(waiting.run_id)
     reserved: set[int] = set()
     now = utcnow()
     for queue, run_ids in by_queue.items():
@@ -201,7 +249,7 @@ def release(session: Session, *, base: str, lost_after_s: float) -> list[tuple[i
             .execution_options(synchronize_session=False)
         )
         reserved.update(int(i) for i in result.scalars())
-    return [(w.run_id, w.queue) for w in picked if w.run_id in reserved]
+    return [(w.run_id, queue) for w, queue in picked if w.run_id in reserved]
 
 
 def send(picked: list[tuple[int, str]]) -> None:
@@ -295,7 +343,7 @@ def waiting_reason(session: Session, *, run: Run, lost_after_s: float) -> str | 
     """Why a queued run cannot start now as far as the fleet tells (GET /runs/{id})."""
     base = get_settings().queue
     fleet = _live_fleet(session, base=base, lost_after_s=lost_after_s)
-    return hosts.reason_for(fleet, gpus=gpus_of_queue(run.queue or queue_for(run.spec, base)))
+    return hosts.reason_for(fleet, demand=demand_of(run.spec))
 
 
 def _plural(n: int, word: str) -> str:
@@ -317,6 +365,7 @@ def listing(session: Session, *, lost_after_s: float, limit: int) -> dict[str, A
             Run.moved_to_top_at,
             Run.dispatched_at,
             Run.sweep_id,
+            _RESOURCES,
         )
         .where(*_queued_worker_runs(), or_(Run.dispatched_at.is_not(None), Run.sweep_id.is_(None)))
         .order_by(Run.dispatched_at, Run.id)
@@ -325,10 +374,9 @@ def listing(session: Session, *, lost_after_s: float, limit: int) -> dict[str, A
     info = {r.id: r for r in rows}
     sent = [r for r in rows if r.dispatched_at is not None]
     held = ordered(_held(session, base=None), in_flight=_in_flight_by_launcher(session))
-    queue_of = {w.run_id: w.queue for w in held}
     sweep_waiting = session.execute(
         select(Run.id, Run.name, Run.queue, Run.priority, Run.launched_by_id, Run.created_at)
-        .add_columns(Run.sweep_id, Sweep.max_concurrent)
+        .add_columns(Run.sweep_id, _RESOURCES, Sweep.max_concurrent)
         .join(Sweep, Sweep.id == Run.sweep_id)
         .where(*_queued_worker_runs(), Run.dispatched_at.is_(None))
         .order_by(Run.sweep_id, Run.trial_number)
@@ -337,7 +385,7 @@ def listing(session: Session, *, lost_after_s: float, limit: int) -> dict[str, A
     fleet = _live_fleet(session, base=base, lost_after_s=lost_after_s)
     items: list[dict[str, Any]] = []
 
-    def add(row: Any, *, queue: str, reason: str) -> None:
+    def add(row: Any, *, demand: Demand, reason: str) -> None:
         if len(items) < limit:
             items.append(
                 {
@@ -346,7 +394,9 @@ def listing(session: Session, *, lost_after_s: float, limit: int) -> dict[str, A
                     "position": len(items) + 1,
                     "priority": row.priority,
                     "launched_by_id": row.launched_by_id,
-                    "gpus": gpus_of_queue(queue),
+                    "gpus": demand.min_gpus,
+                    "gpu_type": demand.gpu_type,
+                    "pool": demand.pool,
                     "queued_since": row.created_at,
                     "moved_to_top": bool(getattr(row, "moved_to_top_at", None)),
                     "sent": getattr(row, "dispatched_at", None) is not None,
@@ -356,30 +406,29 @@ def listing(session: Session, *, lost_after_s: float, limit: int) -> dict[str, A
             )
 
     for row in sent:
-        queue = row.queue or base
+        demand = _demand(row.resources)
         add(
             row,
-            queue=queue,
-            reason=hosts.reason_for(fleet, gpus=gpus_of_queue(queue))
+            demand=demand,
+            reason=hosts.reason_for(fleet, demand=demand)
             or "sent to the workers: starts as soon as one takes it",
         )
     ahead = len(sent)
     for waiting in held:
-        row = info[waiting.run_id]
-        gpus = gpus_of_queue(queue_of[waiting.run_id])
-        reason = hosts.reason_for(fleet, gpus=gpus) or (
+        demand = waiting.demand
+        reason = hosts.reason_for(fleet, demand=demand) or (
             f"behind {_plural(ahead, 'run')}"
             if ahead
             else "next: waiting for a free worker slot"
-            if not gpus
-            else f"next: waiting for {_plural(gpus, 'free GPU')} on one worker"
+            if not demand.min_gpus and not demand.pool
+            else f"next: waiting for {demand.describe()} free on one worker"
         )
-        add(row, queue=queue_of[waiting.run_id], reason=reason)
+        add(info[waiting.run_id], demand=demand, reason=reason)
         ahead += 1
     for row in sweep_waiting:
         add(
             row,
-            queue=row.queue or base,
+            demand=_demand(row.resources),
             reason=f"waiting for a slot of sweep {row.sweep_id} "
             f"(it runs {_plural(row.max_concurrent, 'trial')} at once)",
         )

@@ -11,7 +11,7 @@ from sqlalchemy import event, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from backend.artifacts.store import ArtifactStore, run_prefix
-from backend.broker import GPUS_SUFFIX, queue_for
+from backend.broker import GPUS_SUFFIX, ON_WORKER, queue_for
 from backend.config import get_settings
 from backend.datasets import service as datasets
 from backend.db.base import utcnow
@@ -416,13 +416,17 @@ def queued_summary(session: Session) -> dict[str, Any]:
 
 
 def queued_dispatched_before(session: Session, *, older_than_s: float, queue: str) -> list[int]:
-    """Queued runs sent to ``queue`` (or its GPU queues) more than ``older_than_s`` ago (sweep
-    trials too)."""
+    """Queued runs sent to ``queue`` (or its GPU queues, or its workers' own) more than
+    ``older_than_s`` ago (sweep trials too)."""
     cutoff = utcnow() - timedelta(seconds=older_than_s)
     stmt = select(Run.id).where(
         Run.status == RunStatus.queued.value,
         Run.dispatched_at.is_not(None),
         Run.dispatched_at < cutoff,
-        or_(Run.queue == queue, Run.queue.startswith(queue + GPUS_SUFFIX, autoescape=True)),
+        or_(
+            Run.queue == queue,
+            Run.queue.startswith(queue + GPUS_SUFFIX, autoescape=True),
+            Run.queue.startswith(queue + ON_WORKER, autoescape=True),
+        ),
     )
     return list(session.scalars(stmt))

@@ -375,6 +375,28 @@ class ResourcesSpec(_Strict):
         description="GPUs the run trains on, all on one worker. Not given: one when its worker "
         "has any, else the CPU (or `devices` GPUs when that is set); 0: the CPU only.",
     )
+    gpu_type: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        pattern=r"\S",
+        description="Only GPUs whose name (as the worker reports it) contains this, ignoring "
+        "case: `A100` matches `NVIDIA A100-SXM4-80GB`. Given without `gpus`: one such GPU.",
+    )
+    pool: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Only workers that declare this pool (their FITBOARD_POOL); not given: any "
+        "worker.",
+    )
+
+    @model_validator(mode="after")
+    def _type_needs_a_gpu(self) -> ResourcesSpec:
+        if self.gpu_type is not None and self.gpus == 0:
+            raise ValueError("gpu_type asks for a GPU: give gpus >= 1 (or leave gpus out)")
+        return self
 
 
 class CheckpointSpec(_Strict):

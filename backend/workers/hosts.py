@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from backend.db.base import utcnow
 from backend.runs.models import Run
+from backend.spec.gpus import Demand, gpu_matches
 from backend.workers.models import WorkerHost
 
 
@@ -81,6 +82,8 @@ def fleet(session: Session, *, lost_after_s: float) -> list[dict[str, Any]]:
                 "ram_mb": resources.get("ram_mb"),
                 "concurrency": resources.get("concurrency"),
                 "queue": resources.get("queue"),
+                "pool": resources.get("pool"),
+                "own_queue": bool(resources.get("own_queue")),
                 "gpus": gpus,
                 "running": running,
             }
@@ -89,16 +92,27 @@ def fleet(session: Session, *, lost_after_s: float) -> list[dict[str, Any]]:
     return out
 
 
-def reason_for(online: list[dict[str, Any]], *, gpus: int) -> str | None:
-    """Why a run asking for ``gpus`` GPUs cannot start on the ``online`` workers (fleet()
-    items); None when one of them could take it."""
+def reason_for(online: list[dict[str, Any]], *, demand: Demand) -> str | None:
+    """Why a run of ``demand`` cannot start on the ``online`` workers (fleet() items); None
+    when one of them could take it (once it has room)."""
     if not online:
         return "waiting: no live worker (start one: make worker, or see Add a GPU host)"
-    if gpus >= 1:
-        most = max(len(w["gpus"]) for w in online)
-        if most < gpus:
-            return (
-                f"waiting: no live worker offers {gpus} GPU{'s' if gpus != 1 else ''} "
-                f"(the most any offers is {most})"
-            )
+    if demand.constrained:  # only workers that consume their own queue take such a run
+        online = [w for w in online if w.get("own_queue")]
+    if demand.pool is not None:
+        online = [w for w in online if w.get("pool") == demand.pool]
+        if not online:
+            return f"waiting: no live worker in pool {demand.pool}"
+    wanted = demand.min_gpus
+    if wanted >= 1 or demand.constrained:
+        most = max(
+            (
+                sum(1 for g in w["gpus"] if gpu_matches(g.get("name"), demand.gpu_type))
+                for w in online
+            ),
+            default=0,
+        )
+        if most < wanted or not online:
+            offered = f"the most any offers is {most}"
+            return f"waiting: no live worker offers {demand.describe()} ({offered})"
     return None

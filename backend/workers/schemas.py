@@ -165,6 +165,17 @@ class ResourcesIn(_Body):
         description="The base queue it consumes (FITBOARD_QUEUE): the API sends that queue's "
         "runs as its slots free up.",
     )
+    pool: str | None = Field(
+        default=None,
+        max_length=100,
+        description="The pool it declares (FITBOARD_POOL): runs that ask for a pool go only "
+        "to its workers.",
+    )
+    own_queue: bool = Field(
+        default=False,
+        description="It also consumes `<queue>.on-<name>`, where the API sends the runs it "
+        "books on this worker for their GPU type or pool.",
+    )
     gpus: list[GpuIn] = Field(default_factory=list, max_length=64)
 
 
@@ -211,6 +222,7 @@ class WorkerOut(BaseModel):
     ram_mb: int | None
     concurrency: int | None
     queue: str | None = None
+    pool: str | None = Field(default=None, description="The pool it declares (FITBOARD_POOL).")
     gpus: list[GpuOut]
     running: list[RunningOut]
 

@@ -53,13 +53,24 @@ def _worker(api: TestClient) -> TestClient:
     return TestClient(api.app, headers={"Authorization": f"Bearer {token}"})
 
 
-def _report(worker: TestClient, name: str, queue: str, *, concurrency: int, gpus: int = 0) -> None:
+def _report(
+    worker: TestClient,
+    name: str,
+    queue: str,
+    *,
+    concurrency: int,
+    gpus: int = 0,
+    gpu_name: str = "Fake",
+    pool: str | None = None,
+) -> None:
     body = {
         "host": "box",
         "resources": {
             "concurrency": concurrency,
             "queue": queue,
-            "gpus": [{"index": i, "name": "Fake", "memory_mb": 1000} for i in range(gpus)],
+            "pool": pool,
+            "own_queue": True,
+            "gpus": [{"index": i, "name": gpu_name, "memory_mb": 1000} for i in range(gpus)],
         },
     }
     response = worker.put(f"/api/v1/worker/hosts/{name}", json=body)
@@ -230,3 +241,74 @@ def test_a_sweep_gives_its_priority_to_its_trials(api: TestClient, queue: str) -
     assert len(listed) == 2
     assert any("waiting for a slot of sweep" in i["waiting"] for i in listed)
     api.post(f"/api/v1/sweeps/{sweep['id']}/cancel")
+
+
+def _queue_of(run_id: int) -> str | None:
+    with session_scope() as session:
+        return session.get(Run, run_id).queue  # type: ignore[union-attr]
+
+
+def test_a_run_for_a_gpu_type_or_a_pool_goes_only_to_a_worker_that_offers_them(
+    api: TestClient, queue: str
+) -> None:
+    worker = _worker(api)
+    _report(worker, f"cpu-{queue}@box", queue, concurrency=4)
+    _report(worker, f"v100-{queue}@box", queue, concurrency=4, gpus=2, gpu_name="Tesla V100")
+    typed = _submit(api, "two A100s", overrides={"resources": {"gpus": 2, "gpu_type": "A100"}})
+    pooled = _submit(api, "research pool", overrides={"resources": {"pool": "research"}})
+    one_typed = _submit(api, "an A100", overrides={"resources": {"gpu_type": "a100"}})
+    assert _sent([typed, pooled, one_typed]) == set(), "no worker offers them: none is sent"
+    listed = {i["run_id"]: i for i in api.get("/api/v1/queue").json()["items"]}
+    why = "waiting: no live worker offers 2 GPUs of type A100 (the most any offers is 0)"
+    assert listed[typed]["waiting"] == why and listed[typed]["gpus"] == 2
+    assert api.get(f"/api/v1/runs/{typed}").json()["waiting"] == why
+    assert listed[pooled]["waiting"] == "waiting: no live worker in pool research"
+    assert listed[one_typed]["gpus"] == 1, "a GPU type without a count asks for one"
+    assert (listed[typed]["gpu_type"], listed[pooled]["pool"]) == ("A100", "research")
+
+    # a research worker with two A100s joins: both its GPUs go to the 2-GPU run, and the
+    # pool's CPU run takes its second slot; each goes to that worker's own queue
+    big = f"a100-{queue}@box"
+    _report(
+        worker,
+        big,
+        queue,
+        concurrency=2,
+        gpus=2,
+        gpu_name="NVIDIA A100-SXM4-80GB",
+        pool="research",
+    )
+    assert _sent([typed, pooled, one_typed]) == {typed, pooled}
+    assert _queue_of(typed) == _queue_of(pooled) == f"{queue}.on-{big}"
+    client = redis.Redis.from_url(get_settings().redis_url)
+    assert client.llen(f"{queue}.on-{big}") == 2, "the messages wait on the worker's own queue"
+    listed = {i["run_id"]: i for i in api.get("/api/v1/queue").json()["items"]}
+    assert listed[one_typed]["waiting"] == "behind 2 runs", "an A100 may come free"
+    fleet = {w["name"]: w for w in api.get("/api/v1/workers").json()["items"]}
+    assert fleet[big]["pool"] == "research" and fleet[f"cpu-{queue}@box"]["pool"] is None
+
+    # it goes offline before taking them: they are held again, for another worker
+    _silence(big)
+    sweep_once()
+    assert _sent([typed, pooled, one_typed]) == set()
+    assert _queue_of(typed) == f"{queue}.gpus-2" and _queue_of(pooled) == queue
+    for run_id in (typed, pooled, one_typed):
+        api.post(f"/api/v1/runs/{run_id}/cancel")
+
+
+def test_a_gpu_type_needs_a_gpu_and_waits_for_a_worker_report(api: TestClient, queue: str) -> None:
+    bad = api.post(
+        "/api/v1/runs",
+        json={
+            "name": "cpu A100",
+            "preset": "digits-mlp",
+            "overrides": {"resources": {"gpus": 0, "gpu_type": "A100"}},
+        },
+    )
+    assert bad.status_code == 422 and "gpu_type" in bad.text
+    # no worker reports for this queue: plain runs go at once, a pooled one waits for a report
+    plain = _submit(api, "plain", priority="low")
+    pooled = _submit(api, "pooled", overrides={"resources": {"pool": "research"}})
+    assert _sent([plain, pooled]) == {plain}
+    for run_id in (plain, pooled):
+        api.post(f"/api/v1/runs/{run_id}/cancel")

@@ -74,3 +74,22 @@ def test_a_queued_run_says_why_no_live_worker_takes_it(api: TestClient) -> None:
     assert too_many["waiting"] == "waiting: no live worker offers 3 GPUs (the most any offers is 2)"
     assert queued(2)["waiting"] is None, "a live worker could take it: it waits for a slot"
     assert queued(None)["waiting"] is None
+
+
+def test_a_worker_reports_its_pool_and_each_gpus_utilisation_and_memory(api: TestClient) -> None:
+    token = api.post("/api/v1/worker-tokens", json={"name": "registry 4"}).json()["token"]
+    worker = TestClient(api.app, headers={"Authorization": f"Bearer {token}"})
+    gpu = {"index": 0, "name": "NVIDIA A100", "memory_mb": 81_920}
+    body = {
+        "host": "gpu-box-4",
+        "resources": {
+            "pool": "research",
+            "gpus": [{**gpu, "util_pct": 87.5, "memory_used_mb": 40_000}],
+        },
+    }
+    assert worker.put("/api/v1/worker/hosts/w4@gpu-box-4", json=body).status_code == 200
+    mine = {w["name"]: w for w in api.get("/api/v1/workers").json()["items"]}["w4@gpu-box-4"]
+    assert mine["pool"] == "research"
+    assert mine["gpus"][0]["util_pct"] == 87.5 and mine["gpus"][0]["memory_used_mb"] == 40_000
+    body["resources"]["gpus"] = [{**gpu, "util_pct": 101}]  # type: ignore[index]
+    assert worker.put("/api/v1/worker/hosts/w4@gpu-box-4", json=body).status_code == 422

@@ -399,3 +399,28 @@ def test_a_422_in_a_folded_section_opens_it(page: Page, base_url: str, api: http
     expect(dataset_field(page, "path").locator(".sf-warning")).to_contain_text("Does not apply")
     screenshot(page, "new-run-form-folded-error")
     assert api.get("/runs", params={"limit": 1}).json()["total"] == total_before
+
+
+def test_a_run_submitted_with_high_priority_is_queued_high(
+    page: Page, base_url: str, api: httpx.Client
+) -> None:
+    open_form(page, base_url)
+    expect(page.locator("#run-priority")).to_have_value("normal")
+    name = f"urgent {uuid.uuid4().hex[:6]}"
+    page.fill("#run-name", name)
+    spec = editor_spec(page)
+    spec["resources"] = {"gpus": 3}  # no worker here offers three: it stays queued
+    page.fill("#spec-editor", json.dumps(spec, indent=2))
+    page.select_option("#run-priority", "high")
+    page.click("#submit-run")
+
+    page.wait_for_url(re.compile(r"/runs/\d+$"))
+    run_id = int(page.url.rsplit("/", 1)[1])
+    expect(page.locator("#progress-label")).to_contain_text("Queued · high priority · waiting")
+    assert api.get(f"/runs/{run_id}").json()["priority"] == "high"
+    queued = next(i for i in api.get("/queue").json()["items"] if i["run_id"] == run_id)
+    assert queued["priority"] == "high"
+    page.goto(f"{base_url}/workers")
+    row = page.locator(f'#queue-body tr[data-run-id="{run_id}"]')
+    expect(row.locator(".priority")).to_have_text("high")
+    assert api.post(f"/runs/{run_id}/cancel").status_code == 200

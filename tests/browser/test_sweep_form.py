@@ -75,6 +75,8 @@ def test_a_sweep_made_from_the_form(page: Page, base_url: str, api: httpx.Client
     page.fill("#sweep-concurrency", "2")
     page.select_option("#sweep-pruner", "median")
     expect(page.locator("#median-warmup")).to_be_visible()
+    expect(page.locator("#sweep-priority")).to_have_value("normal")
+    page.select_option("#sweep-priority", "low")
     screenshot(page, "sweep-form")
 
     with page.expect_request(
@@ -92,12 +94,13 @@ def test_a_sweep_made_from_the_form(page: Page, base_url: str, api: httpx.Client
         "max_trials": 3,
         "max_concurrent": 2,
         "pruner": {"kind": "median", "warmup_epochs": 1, "min_trials": 3},
+        "priority": "low",
     }
     page.wait_for_url(re.compile(r"/sweeps/\d+$"))
     sweep_id = int(page.url.rsplit("/", 1)[1])
     api.post(f"/sweeps/{sweep_id}/cancel")  # its trials need not train
     sweep = api.get(f"/sweeps/{sweep_id}").json()
-    assert sweep["name"] == name and sweep["max_trials"] == 3
+    assert sweep["name"] == name and sweep["max_trials"] == 3 and sweep["priority"] == "low"
 
     # no trial reported a value: the page says so instead of drawing empty axes
     page.reload()

@@ -1,5 +1,6 @@
 """The Workers & queue page in headless Chromium: a host's GPUs as tiles (free, or busy with a
-run, with utilisation and memory), and the queue with its reasons, priority buttons and cancel."""
+run, with utilisation and memory used of total), the pool it declares, and the queue with its
+reasons, priority buttons and cancel."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def test_workers_page_shows_gpus_and_steers_the_queue(
         assert time.monotonic() < deadline, "the stack's worker never reported"
         time.sleep(0.5)
     name = f"waits for three GPUs {uuid.uuid4().hex[:6]}"
-    body = {"name": name, "preset": "digits-mlp", "overrides": {"resources": {"gpus": 3}}}
+    resources = {"gpus": 3, "gpu_type": "A100"}
+    body = {"name": name, "preset": "digits-mlp", "overrides": {"resources": resources}}
     created = api.post("/runs", json=body)
     assert created.status_code == 201, created.text
     run_id = created.json()["id"]
@@ -37,6 +39,7 @@ def test_workers_page_shows_gpus_and_steers_the_queue(
             "cpus": 8,
             "ram_mb": 32_000,
             "concurrency": 2,
+            "pool": "research",
             "gpus": [
                 {
                     "index": 0,
@@ -62,10 +65,14 @@ def test_workers_page_shows_gpus_and_steers_the_queue(
     expect(tile.locator('.gpu-tile[data-gpu="0"]')).to_contain_text("busy")
     expect(tile.locator('.gpu-tile[data-gpu="0"] a')).to_have_attribute("href", f"/runs/{run_id}")
     expect(tile.locator('.gpu-tile[data-gpu="0"]')).to_contain_text("87% util")
+    expect(tile.locator('.gpu-tile[data-gpu="0"]')).to_contain_text("4.0 GB / 80.0 GB")
+    expect(tile.locator('.gpu-tile[data-gpu="1"] .gpu-usage')).to_have_text("80.0 GB")
+    expect(tile).to_contain_text("pool research")
     expect(tile.locator('.gpu-tile[data-gpu="1"]')).to_contain_text("free")
     expect(tile).to_contain_text("8 CPUs")
     row = page.locator(f'#queue-body tr[data-run-id="{run_id}"]')  # the queue has loaded
-    expect(row).to_contain_text("offers 3 GPUs")
+    expect(row).to_contain_text("offers 3 GPUs of type A100")
+    expect(row.locator(".queue-gpus")).to_have_text("3 \u00d7 A100")
     expect(row.locator(".priority")).to_have_text("normal")
     screenshot(page, "workers-queue")
     row.get_by_role("button", name=f"Raise priority: {name}").click()

@@ -37,6 +37,8 @@ class Stack:
     url: str
     token: str
     queue: str
+    env: dict[str, str]
+    root: Path
 
     def client(self) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.token}"}
@@ -73,7 +75,7 @@ def stack(
     )
     try:
         wait_http(url + "/api/v1/health", api)
-        yield Stack(url, admin.token, queue)
+        yield Stack(url, admin.token, queue, env, root)
     finally:
         stop_process(worker)
         stop_process(api)
@@ -159,3 +161,45 @@ def test_runs_go_only_to_workers_that_offer_their_gpus(stack: Stack) -> None:
         )
         assert client.post(f"/api/v1/runs/{three['id']}/cancel").status_code == 200
         assert wait_status(client, three["id"], {"cancelled"}, 60)["attempt"] == 1
+
+
+def test_a_run_for_a_gpu_type_in_a_pool_trains_on_that_pools_worker(stack: Stack) -> None:
+    research = start_worker(
+        {
+            **stack.env,
+            "FITBOARD_FAKE_GPUS": "1",
+            "FITBOARD_FAKE_GPU_NAME": "NVIDIA A100-SXM4-80GB",
+            "FITBOARD_POOL": "research",
+        },
+        stack.root / "research.out",
+        "a100-research",
+    )
+    try:
+        with stack.client() as client:
+            deadline = time.monotonic() + 90
+            while True:
+                items = client.get("/api/v1/workers").json()["items"]
+                mine = [w for w in items if w["online"] and w["name"].startswith("a100-research")]
+                if mine:
+                    break
+                assert time.monotonic() < deadline, "the research worker never reported"
+                time.sleep(0.5)
+            assert mine[0]["pool"] == "research"
+            assert mine[0]["gpus"][0]["name"] == "NVIDIA A100-SXM4-80GB"
+            # the beat carries (made-up, with the fake seam) readings of each GPU
+            assert _fleet(client)["gpus"][0]["util_pct"] is not None  # type: ignore[index]
+
+            wanted = {"gpu_type": "a100", "pool": "research"}
+            typed = submit(client, "on the A100", {"resources": wanted, "fit": {"epochs": 1}})
+            missing = submit(client, "an H100", {"resources": {"gpu_type": "H100"}})
+            done = wait_status(client, typed["id"], {"succeeded", "failed"}, 240)
+            assert done["status"] == "succeeded", done
+            assert str(done["worker_host"]).startswith("a100-research"), done["worker_host"]
+            waiting = client.get(f"/api/v1/runs/{missing['id']}").json()
+            assert waiting["status"] == "queued"
+            assert waiting["waiting"] == (
+                "waiting: no live worker offers 1 GPU of type H100 (the most any offers is 0)"
+            )
+            assert client.post(f"/api/v1/runs/{missing['id']}/cancel").status_code == 200
+    finally:
+        stop_process(research)

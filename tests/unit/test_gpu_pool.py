@@ -66,3 +66,64 @@ def test_fake_gpus_seam(monkeypatch: pytest.MonkeyPatch) -> None:
     found = host.gpus()
     assert [g.index for g in found] == [0, 1, 2]
     assert host.probe(concurrency=3)["gpus"][2]["uuid"] == "GPU-fake-2"
+
+
+def test_a_gpu_type_takes_only_gpus_of_that_type() -> None:
+    pool = host.GpuPool(
+        [
+            host.Gpu(0, "GPU-0", "Tesla V100-PCIE-16GB", 1),
+            host.Gpu(1, "GPU-1", "NVIDIA A100-SXM4-80GB", 1),
+            host.Gpu(2, "GPU-2", "NVIDIA A100-SXM4-80GB", 1),
+        ]
+    )
+    assert [g.index for g in pool.take(1, 2, wait_s=0, gpu_type="a100")] == [1, 2]
+    with pytest.raises(host.NotEnoughGpus, match="needs 3 GPUs of type A100; this worker has 2"):
+        pool.take(2, 3, wait_s=0, gpu_type="A100")
+    with pytest.raises(TimeoutError):
+        pool.take(3, 1, wait_s=0, gpu_type="A100")
+    assert [g.index for g in pool.take(4, 1, wait_s=0)] == [0]
+
+
+def test_fake_gpus_are_named_and_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(host.FAKE_GPUS_ENV, "2")
+    monkeypatch.setenv(host.FAKE_GPU_NAME_ENV, "NVIDIA A100-SXM4-80GB")
+    found = host.gpus()
+    assert {g.name for g in found} == {"NVIDIA A100-SXM4-80GB"}
+    assert host.probe(pool="research")["pool"] == "research"
+    read = host.readings(found, busy={1})
+    assert read[0] == host.FAKE_IDLE and read[1] == host.FAKE_BUSY
+    assert set(read[1]) == {"util_pct", "memory_used_mb"}
+
+
+def test_no_readings_without_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(host.FAKE_GPUS_ENV, raising=False)
+    monkeypatch.setitem(__import__("sys").modules, "pynvml", None)  # import fails: no driver
+    assert host.readings([host.Gpu(0, "GPU-0", "x", 1)]) == {}
+
+
+def test_the_beat_reports_the_pool_its_own_queue_and_gpu_readings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from backend.config import get_settings
+    from backend.workers.schemas import HostIn
+    from worker import beat, runner
+
+    monkeypatch.setenv(host.FAKE_GPUS_ENV, "2")
+    monkeypatch.setenv("FITBOARD_POOL", "research")
+    get_settings.cache_clear()
+    monkeypatch.setattr(runner, "_pool", None)
+    monkeypatch.setattr(runner, "_attempts", {7: 1})
+    sent: list[dict[str, object]] = []
+    monkeypatch.setattr(beat, "report_host", lambda url, token, name, body: sent.append(body))
+    try:
+        runner.gpu_pool().take(7, 1, wait_s=0)
+        beat.HostBeat("w@box", concurrency=2).report_once()
+    finally:
+        get_settings.cache_clear()
+    report = HostIn.model_validate(sent[0])  # what the API takes
+    assert report.resources.pool == "research" and report.resources.own_queue
+    assert [(g.util_pct, g.memory_used_mb) for g in report.resources.gpus] == [
+        (50.0, 1024),
+        (0.0, 0),
+    ], "the busy GPU reads busy"
+    assert report.running[0].run_id == 7 and report.running[0].gpus == [0]

@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from backend.runqueue.order import Fleet, Room, Waiting, gpus_of_queue, ordered
+from backend.spec.gpus import Demand, demand_of, gpu_matches
 
 T0 = datetime(2026, 12, 4, tzinfo=UTC)
 
@@ -39,13 +40,52 @@ def test_top_then_priority_then_age() -> None:
 
 def test_best_fit_keeps_big_hosts_for_big_runs() -> None:
     fleet = Fleet(
-        rooms=[Room("cpu", slots=1, gpus=0, free_gpus=0), Room("big", slots=2, gpus=2, free_gpus=2)]
+        rooms=[Room("cpu", slots=1), Room("big", slots=2, gpus=["G"] * 2, free=["G"] * 2)]
     )
     assert gpus_of_queue("fb.gpus-2") == 2 and gpus_of_queue("fb") == 0
-    assert fleet.take("fb") == "cpu", "a CPU run goes to the CPU host"
-    assert fleet.take("fb.gpus-2") == "big"
-    assert fleet.take("fb.gpus-1") is None, "both GPUs are held"
-    assert fleet.take("fb") == "big" and fleet.full()
+    assert fleet.take(Demand()) == "cpu", "a CPU run goes to the CPU host"
+    assert fleet.take(Demand(gpus=2)) == "big"
+    assert fleet.take(Demand(gpus=1)) is None, "both GPUs are held"
+    assert fleet.take(Demand()) == "big" and fleet.full()
+
+
+A100 = "NVIDIA A100-SXM4-80GB"
+V100 = "Tesla V100-PCIE-16GB"
+
+
+def test_a_gpu_type_and_a_pool_book_only_workers_that_offer_them() -> None:
+    mixed = Room("mixed", slots=4, gpus=[A100, V100, V100], free=[A100, V100, V100])
+    research = Room("research", slots=1, gpus=[A100] * 2, free=[A100] * 2, pool="research")
+    cpu = Room("cpu", slots=4)
+    fleet = Fleet(rooms=[cpu, mixed, research])
+    assert fleet.take(Demand(gpus=2, gpu_type="a100")) == "research", "case-insensitive part"
+    assert fleet.take(Demand(gpus=2, gpu_type="A100")) is None, "mixed has one A100 only"
+    assert fleet.take(Demand(gpus=1, gpu_type="A100")) == "mixed"
+    assert mixed.free == [V100, V100], "the A100 is what it held"
+    assert fleet.take(Demand(gpus=1, gpu_type="A100")) is None, "every A100 is held"
+    assert fleet.take(Demand(pool="research")) is None, "its pool's slots are gone"
+    assert fleet.take(Demand(gpus=1, pool="other")) is None
+    # a pooled worker still takes runs that ask for no pool; the CPU host never a GPU run
+    assert fleet.take(Demand(gpus=2)) == "mixed"
+    assert fleet.take(Demand(gpus=1)) is None
+    assert cpu.slots == 4
+
+
+def test_a_constrained_run_skips_workers_that_have_no_queue_of_their_own() -> None:
+    old = Room("old", slots=1, gpus=[A100], free=[A100], own_queue=False)
+    fleet = Fleet(rooms=[old])
+    assert fleet.take(Demand(gpus=1, gpu_type="A100")) is None
+    assert fleet.take(Demand(gpus=1)) == "old"
+
+
+def test_demand_of_a_spec() -> None:
+    assert demand_of(None) == Demand()
+    assert demand_of({"resources": {"gpu_type": "A100"}}) == Demand(1, "A100")
+    assert demand_of({"resources": {"gpus": 3, "pool": "p"}}) == Demand(3, None, "p")
+    assert Demand(2, "A100", "research").describe() == "2 GPUs of type A100 in pool research"
+    assert not Demand(2).constrained and Demand(pool="x").constrained
+    assert gpu_matches(A100, " a100 ") and not gpu_matches(V100, "A100")
+    assert gpu_matches(V100, None)
 
 
 def test_ten_thousand_queued_runs_are_ordered_quickly() -> None:

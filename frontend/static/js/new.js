@@ -319,6 +319,7 @@ async function submit(event) {
   submitStatus.textContent = "Starting…";
   try {
     const body = buildBody(nameInput.value.trim(), state.spec);
+    body.priority = document.getElementById("run-priority").value;
     // every event, both channels: the Account page says where they go
     if (document.getElementById("notify-me").checked) body.notify = {};
     const run = await api("/runs", { method: "POST", body });

@@ -307,7 +307,8 @@ function renderProgress() {
   else if (epochs) fraction = Math.min(1, done / epochs);
   if (run.status === "queued") {
     // the fleet says why, when no live worker could take it (GET /runs/{id}: waiting)
-    label = run.cancel_requested ? "Cancelling…" : run.waiting ? `Queued · ${run.waiting}` : "Queued · waiting for a worker";
+    const queued = run.priority && run.priority !== "normal" ? `Queued · ${run.priority} priority` : "Queued";
+    label = run.cancel_requested ? "Cancelling…" : `${queued} · ${run.waiting || "waiting for a worker"}`;
   } else if (run.status === "running") {
     label = step === 0 && done === 0 && !state.trainBegin ? startingLabel() : position;
     if (run.cancel_requested) label += " · cancelling…";

@@ -169,6 +169,7 @@ function buildBody() {
   body.max_concurrent = numberField("sweep-concurrency") ?? 1;
   const seed = numberField("sweep-seed");
   if (seed !== null) body.seed = seed;
+  body.priority = $("sweep-priority").value;
   const p = pruner();
   if (p) body.pruner = p;
   return body;

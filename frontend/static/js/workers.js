@@ -40,6 +40,7 @@ function workerTile(worker) {
     worker.concurrency != null ? `${worker.running.length} / ${worker.concurrency} slots busy` : null,
     worker.version ? `v${worker.version}` : null,
     worker.queue ? `queue ${worker.queue}` : null,
+    worker.pool ? `pool ${worker.pool}` : null,
   ].filter(Boolean);
   const onGpu = new Set(worker.gpus.map((g) => g.run_id).filter((id) => id != null));
   const cpuRuns = worker.running.filter((r) => !onGpu.has(r.run_id));
@@ -107,6 +108,14 @@ function actions(item) {
   return cell;
 }
 
+/** What a queued run asks for: "2 × A100 · pool research", or "—" for any slot. */
+function asked(item) {
+  const parts = [];
+  if (item.gpus) parts.push(item.gpu_type ? `${item.gpus} × ${item.gpu_type}` : String(item.gpus));
+  if (item.pool) parts.push(`pool ${item.pool}`);
+  return parts.join(" · ") || "—";
+}
+
 function queueRow(item) {
   return el(
     "tr",
@@ -115,7 +124,7 @@ function queueRow(item) {
     el("td", { className: "name-cell" }, runLink(item.run_id, item.name)),
     el("td", {}, el("span", { className: `priority priority-${item.priority}`, text: item.moved_to_top ? `${item.priority} · top` : item.priority })),
     el("td", { text: item.launched_by || "—" }),
-    el("td", { className: "num", text: item.gpus ? String(item.gpus) : "—" }),
+    el("td", { className: "num queue-gpus", text: asked(item) }),
     el("td", {}, timeElement(item.queued_since)),
     el("td", { className: "queue-waiting", text: item.waiting }),
     actions(item),
