@@ -4,6 +4,8 @@ another host imports it too."""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -56,15 +58,26 @@ def gpu_queues(base: str, gpu_count: int) -> list[str]:
     return [f"{base}{GPUS_SUFFIX}{n}" for n in range(1, gpu_count + 1)]
 
 
+QUEUE_MAX_CHARS = 200  # runs.queue
+
+
 def worker_queue(base: str, worker: str) -> str:
-    """The queue only ``worker`` consumes: runs booked on it for their GPU type or pool."""
-    return f"{base}{ON_WORKER}{worker}"
+    """The queue only ``worker`` consumes: runs booked on it for their GPU type or pool. A
+    name too long for runs.queue (a long host name) ends in a digest of the worker's name."""
+    queue = f"{base}{ON_WORKER}{worker}"
+    if len(queue) <= QUEUE_MAX_CHARS:
+        return queue
+    digest = hashlib.sha256(worker.encode()).hexdigest()[:16]
+    keep = max(0, QUEUE_MAX_CHARS - len(base) - len(ON_WORKER) - len(digest) - 1)
+    return f"{base}{ON_WORKER}{worker[:keep]}~{digest}"
 
 
-def worker_of_queue(queue: str | None, base: str) -> str | None:
-    """The worker a run was sent to on its own queue (None: a shared queue)."""
-    prefix = base + ON_WORKER
-    return queue[len(prefix) :] if queue and queue.startswith(prefix) else None
+def worker_of_queue(queue: str | None, base: str, workers: Iterable[str]) -> str | None:
+    """The worker a run was sent to on its own queue: one of ``workers``, or ``""`` for an
+    own queue of a worker not among them; None for a shared queue."""
+    if not queue or not queue.startswith(base + ON_WORKER):
+        return None
+    return next((w for w in workers if worker_queue(base, w) == queue), "")
 
 
 def send_run(run_id: int, queue: str | None = None) -> None:

@@ -211,8 +211,8 @@ def release(session: Session, *, base: str, lost_after_s: float) -> list[tuple[i
         online = {room.name for room in fleet.rooms}
         stranded = []
         for run_id, queue, demand in _outstanding(session, base=base):
-            worker = worker_of_queue(queue, base)
-            if worker is not None and worker not in online:
+            worker = worker_of_queue(queue, base, online)
+            if worker == "":  # sent to a worker that is not online now
                 stranded.append(run_id)
             else:
                 fleet.take(demand, on=worker)

@@ -98,3 +98,19 @@ def test_ten_thousand_queued_runs_are_ordered_quickly() -> None:
     elapsed = time.perf_counter() - started
     assert len(order) == 10_000
     assert elapsed < 0.5, f"{elapsed * 1000:.0f} ms"
+
+
+def test_a_workers_own_queue_fits_the_runs_table_and_maps_back() -> None:
+    from backend.broker import QUEUE_MAX_CHARS, worker_of_queue, worker_queue
+
+    short = worker_queue("fitboard", "fitboard-1@gpu-a")
+    assert short == "fitboard.on-fitboard-1@gpu-a"
+    long_name = "fitboard-1@" + "rack-7-" * 40 + "gpu.example.org"
+    long_queue = worker_queue("fitboard", long_name)
+    assert len(long_queue) <= QUEUE_MAX_CHARS
+    assert long_queue != worker_queue("fitboard", long_name + "x"), "names stay apart"
+    names = {"fitboard-1@gpu-a", long_name}
+    assert worker_of_queue(long_queue, "fitboard", names) == long_name
+    assert worker_of_queue(short, "fitboard", names) == "fitboard-1@gpu-a"
+    assert worker_of_queue(short, "fitboard", {"other@host"}) == "", "not online"
+    assert worker_of_queue("fitboard.gpus-2", "fitboard", names) is None, "a shared queue"
