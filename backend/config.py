@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from ipaddress import IPv4Network, IPv6Network
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal
 
@@ -250,15 +250,11 @@ class Settings(BaseSettings):
     @field_validator("webhook_allowed_networks")
     @classmethod
     def _networks(cls, text: str) -> str:
-        from backend.notify.targets import parse_networks
-
         parse_networks(text)  # a bad entry is named at start, not at the first POST
         return text
 
     @property
     def webhook_networks(self) -> list[IPv4Network | IPv6Network]:
-        from backend.notify.targets import parse_networks
-
         return parse_networks(self.webhook_allowed_networks)
 
     @model_validator(mode="after")
@@ -276,6 +272,19 @@ class Settings(BaseSettings):
     @property
     def artifacts_root(self) -> Path:
         return (self.artifacts_dir or self.home / "artifacts").resolve()
+
+
+def parse_networks(text: str) -> list[IPv4Network | IPv6Network]:
+    """``10.0.0.0/8, fd00::/8, 192.168.1.7`` -> networks; ValueError naming a bad entry."""
+    networks = []
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        try:
+            networks.append(ip_network(entry, strict=False))
+        except ValueError as exc:
+            raise ValueError(f"{entry!r} is not a network (CIDR) or address: {exc}") from exc
+    return networks
 
 
 @lru_cache

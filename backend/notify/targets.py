@@ -14,25 +14,15 @@ import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from backend.config import parse_networks
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+__all__ = ["Refused", "check_address", "check_url", "parse_networks"]
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class Refused(ValueError):
     """The URL's host is (or resolves to) an address a webhook may not reach."""
-
-
-def parse_networks(text: str) -> list[Network]:
-    """``10.0.0.0/8, fd00::/8, 192.168.1.7`` -> networks; ValueError naming a bad entry."""
-    networks = []
-    for entry in (part.strip() for part in text.split(",")):
-        if not entry:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(entry, strict=False))
-        except ValueError as exc:
-            raise ValueError(f"{entry!r} is not a network (CIDR) or address: {exc}") from exc
-    return networks
 
 
 def check_address(address: Address, allowed: Iterable[Network]) -> None:
