@@ -130,12 +130,21 @@ def _start_stack(home: Path, port: int, data_dir: Path, out_path: Path) -> subpr
 def test_kill_9_of_the_stack_leaves_nothing_behind_and_it_starts_again(
     tmp_path: Path, data_dir: Path
 ) -> None:
-    """`make run` killed with SIGKILL (no chance to stop its children): the API, the worker and
-    Redis go with it, so the next `make run` finds its port free and starts."""
+    """`make run` killed with SIGKILL (no chance to stop its children) while a run trains: the
+    API, the worker, its training process and Redis go with it, so the next `make run` finds
+    its port free and starts, and the run it was training trains again to its end."""
     home, port, out = tmp_path / "home", free_port(), tmp_path / "stack.out"
+    url = f"http://127.0.0.1:{port}"
     stack = _start_stack(home, port, data_dir, out)
     try:
         assert len(_processes_with_home(home)) >= 4, "the stack, redis, worker and api"
+        client = httpx.Client(base_url=url, timeout=30)
+        signed_in = client.post(
+            "/api/v1/auth/login", json={"username": "admin", "password": "embedded admin pw"}
+        )
+        client.headers["X-CSRF-Token"] = signed_in.json()["csrf_token"]
+        run = submit(client, "killed with the stack", {"fit": {"epochs": 40, "batch_size": 32}})
+        wait_status(client, run["id"], {"running"}, 120)
         stack.kill()
         stack.wait()
         deadline = time.monotonic() + 30
@@ -145,8 +154,12 @@ def test_kill_9_of_the_stack_leaves_nothing_behind_and_it_starts_again(
         with out.open("ab") as f:
             f.write(b"\n#restart\n")
         stack = _start_stack(home, port, data_dir, out)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            assert client.get("/api/v1/health").status_code == 200
+        assert client.get("/api/v1/health").status_code == 200
+        # its worker was lost with the stack: the run goes back to the queue and trains again
+        final = wait_status(client, run["id"], {"succeeded", "failed", "cancelled"}, 300)
+        assert final["status"] == "succeeded", final
+        assert final["attempt"] == 2, final
+        client.close()
     finally:
         stack.send_signal(signal.SIGINT)
         stack.wait(timeout=60)
