@@ -35,36 +35,11 @@ def _processes_with_home(home: Path) -> list[int]:
 
 
 def test_embedded_stack_trains_a_run_and_stops_cleanly(tmp_path: Path, data_dir: Path) -> None:
-    home = tmp_path / "home"
-    port = free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "REDIS_URL", "FITBOARD_REDIS_URL", "FITBOARD_DATABASE_URL"}
-    }
-    env.update(
-        FITBOARD_HOME=str(home),
-        FITBOARD_PORT=str(port),
-        FITBOARD_DATA_DIR=str(data_dir),
-        FITBOARD_ADMIN_PASSWORD="embedded admin pw",  # the first admin the stack creates
-        FITBOARD_AUTH="on",
-    )
-    out = (tmp_path / "stack.out").open("w+b")
-    stack = subprocess.Popen(
-        [sys.executable, "-m", "backend.stack"],
-        cwd=ROOT,
-        env=env,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
+    home, port, out = tmp_path / "home", free_port(), tmp_path / "stack.out"
     url = f"http://127.0.0.1:{port}"
+    stack = _start_stack(home, port, data_dir, out)
     try:
-        deadline = time.monotonic() + 120
-        while f"Fitboard is running at {url}".encode() not in (tmp_path / "stack.out").read_bytes():
-            assert stack.poll() is None, (tmp_path / "stack.out").read_text()
-            assert time.monotonic() < deadline, "the stack did not start"
-            time.sleep(0.3)
-        assert "First admin created" in (tmp_path / "stack.out").read_text()
+        assert "First admin created" in out.read_text()
         with httpx.Client(base_url=url, timeout=30) as client:
             signed_in = client.post(
                 "/api/v1/auth/login", json={"username": "admin", "password": "embedded admin pw"}
@@ -107,7 +82,7 @@ def _start_stack(home: Path, port: int, data_dir: Path, out_path: Path) -> subpr
         FITBOARD_HOME=str(home),
         FITBOARD_PORT=str(port),
         FITBOARD_DATA_DIR=str(data_dir),
-        FITBOARD_ADMIN_PASSWORD="embedded admin pw",
+        FITBOARD_ADMIN_PASSWORD="embedded admin pw",  # the first admin the stack creates
         FITBOARD_AUTH="on",
     )
     with out_path.open("ab") as out:
