@@ -87,7 +87,10 @@ def post_points(
     training process sends for the run it trains (with its worker token and ``attempt``).
 
     Each post is also the run's heartbeat; the answer says whether a cancel was requested."""
-    points = external.to_points(p.model_dump() for p in body.points)
+    points = external.posted_points(
+        (p.model_dump() for p in body.points),
+        columns=body.columns.arrays() if body.columns is not None else None,
+    )
     batch_events = [(e.kind, e.data, e.uid) for e in body.events]
     if isinstance(sender, WorkerToken):
         holds(session, sender, run_id)
@@ -103,7 +106,7 @@ def post_points(
         )
         session.commit()  # before the answer: the worker acts on it at once
         cancel = protocol.cancel_requested(session, run_id=run_id)
-        return PointsAccepted(run_id=run_id, points=len(body.points), cancel_requested=cancel)
+        return PointsAccepted(run_id=run_id, points=len(points), cancel_requested=cancel)
     for index, event in enumerate(body.events):
         refused = reserved_kind_error(event.kind)
         if refused is not None:
@@ -118,7 +121,7 @@ def post_points(
         batch_events=batch_events,
     )
     session.commit()
-    return PointsAccepted(run_id=run_id, points=len(body.points), cancel_requested=cancel)
+    return PointsAccepted(run_id=run_id, points=len(points), cancel_requested=cancel)
 
 
 @router.post(
