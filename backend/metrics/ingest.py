@@ -17,13 +17,14 @@ from backend.jsonpolicy import INF_STANDIN
 if TYPE_CHECKING:
     from backend.metrics.service import Point
 
-# the COPY target: one per connection, emptied by every commit
+# the COPY target: one per connection, emptied by every commit; a point names its key by its
+# index in the batch's keys, so COPY sends only numbers (binary)
 _STAGE = "fitboard_points_in"
 _STAGE_DDL = (
-    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
-    "(ord integer, key text, step bigint, value double precision, wall_time double precision) "
-    "ON COMMIT DELETE ROWS"
+    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (ord integer, key_index integer, step bigint, "
+    "value double precision, wall_time double precision) ON COMMIT DELETE ROWS"
 )
+_STAGE_TYPES = ["int4", "int4", "int8", "float8", "float8"]
 _STAGED_IN = "fitboard.points_staged_in"  # session.info: the transaction that used the stage
 
 
@@ -120,15 +121,16 @@ def _copy_postgresql(session: Session, run_id: int, points: PointColumns) -> Non
         if session.info.get(_STAGED_IN) is transaction:
             cursor.execute(f"DELETE FROM {_STAGE}")  # a second batch in one transaction
         session.info[_STAGED_IN] = transaction
-        rows = zip(count(), points.key_names(), points.steps, points.values, points.wall_times)
-        with cursor.copy(f"COPY {_STAGE} (ord, key, step, value, wall_time) FROM STDIN") as copy:
+        rows = zip(count(), points.key_index, points.steps, points.values, points.wall_times)
+        with cursor.copy(f"COPY {_STAGE} FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_STAGE_TYPES)
             for row in rows:
                 copy.write_row(row)
         cursor.execute(
             "INSERT INTO metric_points (run_id, key, step, value, wall_time) "
-            f"SELECT %s, key, step, value, wall_time FROM {_STAGE} ORDER BY ord "
-            "ON CONFLICT DO NOTHING",
-            (run_id,),
+            f"SELECT %s, (%s::text[])[key_index + 1], step, value, wall_time FROM {_STAGE} "
+            "ORDER BY ord ON CONFLICT DO NOTHING",
+            (run_id, points.keys),
         )
 
 

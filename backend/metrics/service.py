@@ -92,7 +92,8 @@ def record(
             )
         ]
     }
-    events.append(session, run_id=run_id, kind="metrics", data=data, uid=uid)
+    # every number is finite: wall times were checked, values made storable (PointColumns)
+    events.append(session, run_id=run_id, kind="metrics", data=data, uid=uid, finite=True)
 
 
 def forget_run(session: Session, *, run_id: int) -> None:
