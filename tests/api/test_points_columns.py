@@ -85,3 +85,22 @@ def test_columns_values_must_be_finite_or_null(api: TestClient, word: str) -> No
     )
     assert answer.status_code == 422, answer.text
     assert [e["field"] for e in answer.json()["errors"]] == ["columns.values.2"]
+
+
+def test_two_batches_in_one_transaction(api: TestClient, pg_url: str) -> None:
+    """The COPY staging table holds one batch at a time, also within one transaction."""
+    from backend.db.session import session_scope
+    from backend.metrics import service as metrics
+    from backend.metrics.ingest import PointColumns
+
+    run_id = api.post("/api/v1/runs/external", json={"name": "one transaction"}).json()["id"]
+    first = PointColumns(["a", "b"], [0, 1], [1, 1], [1.0, 2.0], [1.0, 1.0])
+    second = PointColumns(["b"], [0, 0], [1, 2], [9.0, 3.0], [2.0, 2.0])
+    with session_scope(pg_url) as session:
+        metrics.record(session, run_id=run_id, points=first, uid="t1")
+        metrics.record(session, run_id=run_id, points=second, uid="t2")
+    series = api.get(f"/api/v1/runs/{run_id}/metrics").json()["series"]
+    assert {k: (s["steps"], s["values"]) for k, s in series.items()} == {
+        "a": ([1], [1.0]),
+        "b": ([1, 2], [2.0, 3.0]),
+    }
