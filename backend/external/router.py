@@ -86,7 +86,10 @@ def post_points(
     uid and key/step: what FitboardCallback sends for an external run, and what a worker's
     training process sends for the run it trains (with its worker token and ``attempt``).
 
-    Each post is also the run's heartbeat; the answer says whether a cancel was requested."""
+    Points come one object each (``points``) or as parallel arrays (``columns``: keys named
+    once, then key_index, steps, values and wall_times per point), which is parsed and stored
+    in bulk; a bad entry is a 422 naming it (``columns.steps.17``). Each post is also the
+    run's heartbeat; the answer says whether a cancel was requested."""
     points = external.posted_points(
         (p.model_dump() for p in body.points),
         columns=body.columns.arrays() if body.columns is not None else None,
