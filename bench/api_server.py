@@ -13,8 +13,9 @@ import urllib.request
 from pathlib import Path
 
 
-def start(database_url: str, home: Path) -> tuple[str, str]:
-    """(url, worker token); the process stops when this one exits."""
+def start(database_url: str, home: Path, *, processes: int = 1) -> tuple[str, str]:
+    """(url, worker token); the process (with ``processes`` uvicorn workers) stops when this one
+    exits."""
     from backend.db.session import session_scope
     from backend.workers import service as workers
 
@@ -23,6 +24,8 @@ def start(database_url: str, home: Path) -> tuple[str, str]:
         port = sock.getsockname()[1]
     env = {**os.environ, "DATABASE_URL": database_url, "FITBOARD_HOME": str(home)}
     argv = [sys.executable, "-m", "uvicorn", "backend.main:app", "--port", str(port)]
+    if processes > 1:
+        argv += ["--workers", str(processes)]
     home.mkdir(parents=True, exist_ok=True)
     out = (home / "bench-api.log").open("ab")
     proc = subprocess.Popen([*argv, "--log-level", "warning"], env=env, stdout=out, stderr=out)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import httpx
 
+from backend.client.columns import columns_unknown, point_columns
 from backend.config import get_settings
 from backend.datasets import store as datasets
 from backend.jsonpolicy import strict
@@ -45,6 +46,17 @@ T = TypeVar("T")
 class Refused(RuntimeError):
     """The API refused the call for good (a bad token, a request it calls invalid)."""
 
+    def __init__(self, message: str, *, columns_unknown: bool = False) -> None:
+        super().__init__(message)
+        # a 422 of an API from before the columnar points body (it forbids the field)
+        self.columns_unknown = columns_unknown
+
+
+def _field_errors(response: httpx.Response) -> list[tuple[str | None, str]]:
+    with contextlib.suppress(ValueError, AttributeError, TypeError):
+        return [(e.get("field"), str(e.get("type", ""))) for e in response.json()["errors"]]
+    return []
+
 
 def _detail(response: httpx.Response) -> str:
     try:
@@ -65,6 +77,7 @@ class HttpPort:
             headers={"Authorization": f"Bearer {token}"},
             timeout=httpx.Timeout(30.0, connect=5.0),
         )
+        self._points_as_columns = True  # False once the API says it predates columns
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -89,7 +102,11 @@ class HttpPort:
             raise NotRunning(detail)
         if response.status_code == 404:
             raise Missing(detail)
-        raise Refused(f"{method} {path}: {response.status_code} {detail}")
+        raise Refused(
+            f"{method} {path}: {response.status_code} {detail}",
+            columns_unknown=response.status_code == 422
+            and columns_unknown(_field_errors(response)),
+        )
 
     def _retried(self, call: Callable[[], T], *, what: str, for_s: float = RETRY_FOR_S) -> T:
         deadline = time.monotonic() + for_s
@@ -175,10 +192,15 @@ class HttpPort:
         return self._retried(call, what="spec")
 
     def write(self, uid: str, points: Sequence[Point], events: Sequence[Event]) -> bool:
-        body = {
+        body: dict[str, Any] = {
             "attempt": self.attempt,
             "uid": uid,
-            "points": [
+            "events": [{"kind": e.kind, "data": strict(e.data), "uid": e.uid} for e in events],
+        }
+        if self._points_as_columns:
+            body["columns"] = point_columns(points)
+        else:
+            body["points"] = [
                 {
                     "key": p["key"],
                     "step": p["step"],
@@ -186,13 +208,14 @@ class HttpPort:
                     "wall_time": p["wall_time"],
                 }
                 for p in points
-            ],
-            "events": [{"kind": e.kind, "data": strict(e.data), "uid": e.uid} for e in events],
-        }
+            ]
         try:
             # the batch endpoint FitboardCallback posts to as well (a worker token here)
             response = self._request("POST", f"/api/v1/runs/{self.run_id}/points", json=body)
         except Refused as exc:
+            if self._points_as_columns and exc.columns_unknown:
+                self._points_as_columns = False  # an API from before columns
+                return self.write(uid, points, events)
             # the API calls this batch invalid: sending it again cannot help, and holding it
             # would hold every later point back
             log.error("run=%s event=batch_refused uid=%s %s", self.run_id, uid, exc)

@@ -14,6 +14,7 @@ from typing import IO, Any
 import httpx
 import yaml
 
+from backend.client.columns import columns_unknown, point_columns
 from backend.client.errors import FitboardError
 from backend.client.progress import Progress
 
@@ -84,6 +85,7 @@ class Fitboard:
         self._http = httpx.Client(
             base_url=self.url, headers=headers, timeout=timeout, transport=transport
         )
+        self._points_as_columns = True  # False once a server says it predates columns
 
     def close(self) -> None:
         self._http.close()
@@ -379,15 +381,28 @@ class Fitboard:
         events: Sequence[Mapping[str, Any]] = (),
     ) -> dict[str, Any]:
         """Append {key, step, value, kind?, wall_time?} points and {kind, data, uid} events;
-        the same uid again is a no-op."""
-        body: dict[str, Any] = {"points": [dict(p) for p in points]}
+        the same uid again is a no-op. The points travel as columns (a server from before
+        columns gets them one object each)."""
+        body: dict[str, Any] = {}
         if uid:
             body["uid"] = uid
         if train_begin is not None:
             body["train_begin"] = dict(train_begin)
         if events:
             body["events"] = [dict(e) for e in events]
-        return dict(self._json("POST", f"/api/v1/runs/{int(run_id)}/points", json=body))
+        path = f"/api/v1/runs/{int(run_id)}/points"
+        if self._points_as_columns and points:
+            try:
+                return dict(
+                    self._json("POST", path, json={**body, "columns": point_columns(points)})
+                )
+            except FitboardError as exc:
+                if exc.status != 422 or not columns_unknown(
+                    [(e.field, e.type) for e in exc.errors]
+                ):
+                    raise
+                self._points_as_columns = False
+        return dict(self._json("POST", path, json={**body, "points": [dict(p) for p in points]}))
 
     def post_evaluation(
         self,

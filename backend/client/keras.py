@@ -121,7 +121,7 @@ class ExternalSink:
         try:
             if self.run_id is None:
                 self.run_id = self._create()
-            answer = self.client.post_points(
+            answer = self.client.post_points(  # sent as columns
                 self.run_id, body, uid=uid, train_begin=train_begin, events=timeline
             )
         except FitboardError as exc:

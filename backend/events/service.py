@@ -18,13 +18,28 @@ _CANCELS = "fitboard.runs_to_cancel"
 
 
 def append(
-    session: Session, *, run_id: int, kind: str, data: dict[str, Any], uid: str | None = None
+    session: Session,
+    *,
+    run_id: int,
+    kind: str,
+    data: dict[str, Any],
+    uid: str | None = None,
+    finite: bool = False,
 ) -> None:
-    """Add an event; with a uid already used for this run it is a no-op (safe to retry)."""
+    """Add an event; with a uid already used for this run it is a no-op (safe to retry).
+    ``finite``: the caller vouches that data holds no NaN or infinity (a metrics batch, whose
+    values are made storable first): it is stored without another pass over every number."""
     insert_ignore(
         session,
         RunEvent.__table__,  # type: ignore[arg-type]
-        [{"run_id": run_id, "uid": uid or uuid.uuid4().hex, "kind": kind, "data": strict(data)}],
+        [
+            {
+                "run_id": run_id,
+                "uid": uid or uuid.uuid4().hex,
+                "kind": kind,
+                "data": data if finite else strict(data),
+            }
+        ],
     )
     session.info.setdefault(_PENDING, set()).add(run_id)
 

@@ -86,8 +86,14 @@ def post_points(
     uid and key/step: what FitboardCallback sends for an external run, and what a worker's
     training process sends for the run it trains (with its worker token and ``attempt``).
 
-    Each post is also the run's heartbeat; the answer says whether a cancel was requested."""
-    points = external.to_points(p.model_dump() for p in body.points)
+    Points come one object each (``points``) or as parallel arrays (``columns``: keys named
+    once, then key_index, steps, values and wall_times per point), which is parsed and stored
+    in bulk; a bad entry is a 422 naming it (``columns.steps.17``). Each post is also the
+    run's heartbeat; the answer says whether a cancel was requested."""
+    points = external.posted_points(
+        (p.model_dump() for p in body.points),
+        columns=body.columns.arrays() if body.columns is not None else None,
+    )
     batch_events = [(e.kind, e.data, e.uid) for e in body.events]
     if isinstance(sender, WorkerToken):
         holds(session, sender, run_id)
@@ -103,7 +109,7 @@ def post_points(
         )
         session.commit()  # before the answer: the worker acts on it at once
         cancel = protocol.cancel_requested(session, run_id=run_id)
-        return PointsAccepted(run_id=run_id, points=len(body.points), cancel_requested=cancel)
+        return PointsAccepted(run_id=run_id, points=len(points), cancel_requested=cancel)
     for index, event in enumerate(body.events):
         refused = reserved_kind_error(event.kind)
         if refused is not None:
@@ -118,7 +124,7 @@ def post_points(
         batch_events=batch_events,
     )
     session.commit()
-    return PointsAccepted(run_id=run_id, points=len(body.points), cancel_requested=cancel)
+    return PointsAccepted(run_id=run_id, points=len(points), cancel_requested=cancel)
 
 
 @router.post(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -10,6 +10,8 @@ from backend.bounds import Count64, Id
 from backend.jsonpolicy import MAX_WALL_TIME, BoundedJson, FreeJson
 
 MAX_POINTS_PER_POST = 20_000
+MAX_KEYS_PER_POST = 20_000
+KEY_PATTERN = r"^[A-Za-z0-9_./@:+-]+$"
 MAX_EVENTS_PER_POST = 1000
 # kinds the API writes itself (a run's status, its evaluation, ...): a script may not post them
 RESERVED_EVENT_KINDS = frozenset(
@@ -56,7 +58,7 @@ class ExternalRunCreate(BaseModel):
 class PointIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    key: str = Field(min_length=1, max_length=190, pattern=r"^[A-Za-z0-9_./@:+-]+$")
+    key: str = Field(min_length=1, max_length=190, pattern=KEY_PATTERN)
     step: Count64 = Field(description="Epoch points: the epoch number from 1; batch: global.")
     value: float | None = Field(description="null for NaN; +-1e300 stands for +-infinity.")
     kind: Literal["epoch", "batch"] | None = Field(
@@ -69,6 +71,58 @@ class PointIn(BaseModel):
         allow_inf_nan=False,
         description="Unix time in seconds (finite); now when omitted.",
     )
+
+
+MetricKey = Annotated[str, Field(min_length=1, max_length=190, pattern=KEY_PATTERN)]
+FiniteValue = Annotated[float, Field(allow_inf_nan=False)]
+WallTime = Annotated[float, Field(ge=0, le=MAX_WALL_TIME, allow_inf_nan=False)]
+KeyIndex = Annotated[int, Field(ge=0, le=MAX_KEYS_PER_POST - 1)]
+
+
+class PointColumnsIn(BaseModel):
+    """A batch of points as parallel arrays: point i is (keys[key_index[i]], steps[i],
+    values[i], wall_times[i]). Every per-point array has one entry per point."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "keys": ["batch/loss", "batch/accuracy"],
+                    "key_index": [0, 1, 0, 1],
+                    "steps": [1, 1, 2, 2],
+                    "values": [0.69, 0.5, None, 0.55],
+                    "wall_times": [1764800000.0, 1764800000.0, 1764800000.1, 1764800000.1],
+                }
+            ]
+        },
+    )
+
+    keys: list[MetricKey] = Field(
+        max_length=MAX_KEYS_PER_POST,
+        description="The key names the points use, each once; stored as named (a batch series "
+        "is sent as 'batch/<name>').",
+    )
+    key_index: list[KeyIndex] = Field(
+        max_length=MAX_POINTS_PER_POST, description="Per point: its key's index in keys."
+    )
+    steps: list[Count64] = Field(
+        max_length=MAX_POINTS_PER_POST,
+        description="Per point: its step (epoch points: the epoch from 1; batch: global).",
+    )
+    values: list[FiniteValue | None] = Field(
+        max_length=MAX_POINTS_PER_POST,
+        description="Per point: a finite number, or null for NaN; +-1e300 stands for +-infinity.",
+    )
+    wall_times: list[WallTime] | None = Field(
+        default=None,
+        max_length=MAX_POINTS_PER_POST,
+        description="Per point: Unix time in seconds; now for every point when omitted.",
+    )
+
+    def arrays(self) -> dict[str, Any]:
+        """The arrays by field name, not copied."""
+        return {name: getattr(self, name) for name in type(self).model_fields}
 
 
 class TrainBegin(BaseModel):
@@ -117,7 +171,16 @@ class PointsIn(BaseModel):
                         {"key": "loss", "step": 1, "value": 0.42},
                         {"key": "loss", "step": 10, "value": 0.5, "kind": "batch"},
                     ],
-                }
+                },
+                {
+                    "uid": "laptop-2",
+                    "columns": {
+                        "keys": ["batch/loss", "batch/accuracy"],
+                        "key_index": [0, 1, 0, 1],
+                        "steps": [11, 11, 12, 12],
+                        "values": [0.41, 0.86, None, 0.87],
+                    },
+                },
             ]
         },
     )
@@ -132,7 +195,17 @@ class PointsIn(BaseModel):
         description="A worker (worker token) sends the attempt it trains: a stale one gets "
         "409 superseded. Scripts leave it out.",
     )
-    points: list[PointIn] = Field(default_factory=list, max_length=MAX_POINTS_PER_POST)
+    points: list[PointIn] = Field(
+        default_factory=list,
+        max_length=MAX_POINTS_PER_POST,
+        description="Points one object each. Large batches are cheaper as columns.",
+    )
+    columns: PointColumnsIn | None = Field(
+        default=None,
+        description="The same points as parallel arrays (what FitboardCallback and the worker "
+        "send): parsed and stored in bulk. May come beside points; at most "
+        f"{MAX_POINTS_PER_POST:,} points in all.",
+    )
     train_begin: TrainBegin | None = None
     events: list[EventIn] = Field(
         default_factory=list,

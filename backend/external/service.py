@@ -23,8 +23,10 @@ from backend.db.base import utcnow
 from backend.errors import Conflict, InvalidInput
 from backend.evaluation import service as evaluations
 from backend.events import service as events
+from backend.external.schemas import MAX_POINTS_PER_POST
 from backend.health import counters
 from backend.metrics import service as metrics
+from backend.metrics.ingest import PointColumns
 from backend.metrics.service import Point
 from backend.runs import service as runs
 from backend.runs.models import Run, RunSource, RunStatus, RunTag
@@ -124,12 +126,69 @@ def to_points(items: Iterable[Mapping[str, Any]], *, now: float | None = None) -
     return out
 
 
+def to_columns(
+    *,
+    keys: list[str],
+    key_index: list[int],
+    steps: list[int],
+    values: list[float | None],
+    wall_times: list[float] | None,
+    now: float | None = None,
+    field: str = "columns",
+) -> PointColumns:
+    """Columns as posted (each array already typed and bounded) as the metric store's batch;
+    arrays of different lengths, a key_index past keys or a key named twice is an
+    InvalidInput naming the field (``columns.key_index.7``)."""
+    n = len(steps)
+    for name, column in (("key_index", key_index), ("values", values), ("wall_times", wall_times)):
+        if column is not None and len(column) != n:
+            raise InvalidInput(
+                f"{field}.{name}: has {len(column)} entries; steps has {n} (one per point)",
+                field=f"{field}.{name}",
+            )
+    if key_index and max(key_index) >= len(keys):
+        at = next(i for i, k in enumerate(key_index) if k >= len(keys))
+        raise InvalidInput(
+            f"{field}.key_index.{at}: {key_index[at]} is past the {len(keys)} keys",
+            field=f"{field}.key_index.{at}",
+        )
+    if len(set(keys)) != len(keys):
+        first: dict[str, int] = {}
+        for at, key in enumerate(keys):
+            if first.setdefault(key, at) != at:
+                raise InvalidInput(
+                    f"{field}.keys.{at}: {key!r} is named twice", field=f"{field}.keys.{at}"
+                )
+    walls = wall_times if wall_times is not None else [time.time() if now is None else now] * n
+    return PointColumns.sanitized(
+        keys=keys, key_index=key_index, steps=steps, values=values, wall_times=walls
+    )
+
+
+def posted_points(
+    items: Iterable[Mapping[str, Any]], *, columns: Mapping[str, Any] | None
+) -> list[Point] | PointColumns:
+    """A post's points: its per-point items, then its columns (the first of two points at
+    one key and step is the one stored)."""
+    points = to_points(items)
+    if columns is None:
+        return points
+    sent = to_columns(**columns)
+    batch = PointColumns.from_points(points).then(sent) if points else sent
+    if len(batch) > MAX_POINTS_PER_POST:
+        raise InvalidInput(
+            f"at most {MAX_POINTS_PER_POST:,} points a post (points and columns together)",
+            field="columns",
+        )
+    return batch
+
+
 def record_points(
     session: Session,
     *,
     user: User,
     run_id: int,
-    points: list[Point],
+    points: list[Point] | PointColumns,
     uid: str | None = None,
     train_begin: Mapping[str, Any] | None = None,
     batch_events: Iterable[tuple[str, Mapping[str, Any], str]] = (),

@@ -15,7 +15,7 @@ the next read.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import (
@@ -62,12 +62,9 @@ def forget_run(session: Session, *, run_id: int) -> None:
     session.execute(delete(MetricRollup).where(MetricRollup.run_id == run_id))
 
 
-def forget_from(session: Session, *, run_id: int, rows: Sequence[dict[str, Any]]) -> None:
+def forget_from(session: Session, *, run_id: int, first_steps: Mapping[str, int]) -> None:
     """Drop stored buckets at or after each key's first written step (normally none exist)."""
-    first: dict[str, int] = {}
-    for row in rows:
-        first[row["key"]] = min(row["step"], first.get(row["key"], row["step"]))
-    items = list(first.items())
+    items = list(first_steps.items())
     # a few hundred conditions per statement: SQLite refuses expression trees 1,000 deep
     for start in range(0, len(items), FORGET_CHUNK):
         session.execute(

@@ -9,15 +9,19 @@ from typing import Any, TypedDict
 from sqlalchemy import BigInteger, and_, delete, func, literal, or_, select
 from sqlalchemy.orm import Session
 
-from backend.db.upsert import insert_ignore, upsert
+from backend.db.upsert import upsert
 from backend.errors import InvalidInput
 from backend.events import service as events
 from backend.jsonpolicy import INF_STANDIN
-from backend.metrics import rollups
+from backend.metrics import ingest, rollups
+from backend.metrics.ingest import PointColumns
 from backend.metrics.models import LatestMetric, MetricPoint
 
 # +-inf is stored as +-1e300 (jsonpolicy.INF_STANDIN): SQL and JSON hold it, and sums over
 # buckets cannot overflow
+
+
+_BELOW_STEPS, _ABOVE_STEPS = -(2**63) - 1, 2**63  # outside BIGINT: no stored step
 
 
 class Point(TypedDict):
@@ -37,38 +41,59 @@ def sanitize(value: Any) -> float | None:
     return number
 
 
-def record(session: Session, *, run_id: int, points: Sequence[Point], uid: str) -> None:
-    """Store a batch of points and one live event for it; retrying the same uid is a no-op."""
-    if not points:
+def record(
+    session: Session, *, run_id: int, points: Sequence[Point] | PointColumns, uid: str
+) -> None:
+    """Store a batch of points (a list of points or its columns) and one live event for it;
+    retrying the same uid is a no-op. A (run, key, step) already stored keeps its first value;
+    the latest value of a key is its last point at its highest step."""
+    columns = points if isinstance(points, PointColumns) else PointColumns.from_points(points)
+    if not len(columns):
         return
-    if not all(math.isfinite(float(p["wall_time"])) for p in points):
+    if not all(map(math.isfinite, columns.wall_times)):
         raise InvalidInput("wall_time: must be a finite number", field="wall_time")
-    rows: list[dict[str, Any]] = [
-        {
-            "run_id": run_id,
-            "key": p["key"],
-            "step": int(p["step"]),
-            "value": sanitize(p["value"]) if p["value"] is not None else None,
-            "wall_time": float(p["wall_time"]),
-        }
-        for p in points
-    ]
-    insert_ignore(session, MetricPoint.__table__, rows)  # type: ignore[arg-type]
-    rollups.forget_from(session, run_id=run_id, rows=rows)  # only an out-of-order step hits one
-    latest: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        if row["key"] not in latest or latest[row["key"]]["step"] <= row["step"]:
-            latest[row["key"]] = row
+    ingest.insert_ignore(session, run_id=run_id, points=columns)
+    # per key: the first step (rollups from there on are stale) and the last point at the
+    # highest step (the latest value), in one pass over the batch
+    n_keys = len(columns.keys)
+    first = [_ABOVE_STEPS] * n_keys
+    top = [_BELOW_STEPS] * n_keys
+    top_at = [0] * n_keys
+    for at, (k, step) in enumerate(zip(columns.key_index, columns.steps, strict=True)):
+        if step >= top[k]:
+            top[k], top_at[k] = step, at
+        if step < first[k]:
+            first[k] = step
+    written = [k for k in range(n_keys) if top[k] != _BELOW_STEPS]
+    rollups.forget_from(  # only an out-of-order step hits one
+        session, run_id=run_id, first_steps={columns.keys[k]: first[k] for k in written}
+    )
     upsert(
         session,
         LatestMetric.__table__,  # type: ignore[arg-type]
-        [{k: r[k] for k in ("run_id", "key", "step", "value")} for r in latest.values()],
+        [
+            {
+                "run_id": run_id,
+                "key": columns.keys[k],
+                "step": top[k],
+                "value": columns.values[top_at[k]],
+            }
+            for k in written
+        ],
         index_elements=["run_id", "key"],
         update=["step", "value"],
         where_newer="step",
     )
-    data = {"points": [[r["key"], r["step"], r["value"], r["wall_time"]] for r in rows]}
-    events.append(session, run_id=run_id, kind="metrics", data=data, uid=uid)
+    data = {
+        "points": [
+            [key, step, value, wall]
+            for key, step, value, wall in zip(
+                columns.key_names(), columns.steps, columns.values, columns.wall_times, strict=True
+            )
+        ]
+    }
+    # every number is finite: wall times were checked, values made storable (PointColumns)
+    events.append(session, run_id=run_id, kind="metrics", data=data, uid=uid, finite=True)
 
 
 def forget_run(session: Session, *, run_id: int) -> None:

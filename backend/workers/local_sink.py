@@ -33,7 +33,7 @@ class DatabaseSink:
                 run_id=self.run_id,
                 attempt=self.attempt,
                 uid=uid,
-                points=points,
+                points=list(points),
                 batch_events=[(e.kind, e.data, e.uid) for e in events],
             )
 

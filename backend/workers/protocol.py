@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from backend.errors import Conflict
 from backend.evaluation import service as evaluations
 from backend.events import service as events
 from backend.metrics import service as metrics
+from backend.metrics.ingest import PointColumns
 from backend.metrics.service import Point
 from backend.runlogs import service as runlogs
 from backend.runs import checkpoints
@@ -97,13 +98,12 @@ def write_batch(
     run_id: int,
     attempt: int | None,
     uid: str,
-    points: Iterable[Point],
+    points: Sequence[Point] | PointColumns,
     batch_events: Iterable[tuple[str, Mapping[str, Any], str]],
 ) -> None:
     """One batch of the flusher (points, then events as (kind, data, uid)), idempotent by uid."""
     _owned(session, run_id, attempt)
-    points = list(points)
-    if points:
+    if len(points):
         metrics.record(session, run_id=run_id, points=points, uid=uid)
     for kind, data, event_uid in batch_events:
         if kind == evaluations.EPOCH_EVENT:  # stored in epoch_evaluations

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.api.points_columns_cases import assert_same_points, send_both_ways
 from tests.conftest import create_identity
 
 
@@ -102,3 +103,9 @@ def test_runs_sweeps_and_datasets_tables_never_reuse_ids_on_sqlite(
         )
     for table in ("runs", "sweeps", "datasets"):
         assert "AUTOINCREMENT" in sql[table], table
+
+
+def test_columns_store_what_points_store_on_sqlite(sqlite_api: tuple[TestClient, Path]) -> None:
+    api, home = sqlite_api
+    by_points, by_columns = send_both_ways(api)
+    assert_same_points(f"sqlite:///{home / 'fitboard.db'}", by_points, by_columns)
