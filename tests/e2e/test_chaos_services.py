@@ -1,0 +1,214 @@
+"""Chaos on the services around a run, each test on a stack of its own: the API killed with
+SIGKILL mid-run and started again on its port, Redis killed and started again empty, and a
+worker killed after it took a run's message but before it could claim the run.
+
+Each test asserts the final status, the attempt count and that every series is contiguous with
+no duplicate step. The settings are the defaults an operator gets (a worker lost after 10 s of
+silence, housekeeping every 2 s, a lost message sent again after 20 s).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import (
+    Identity,
+    free_port,
+    start_api,
+    start_worker,
+    stop_process,
+    wait_http,
+    worker_token,
+)
+from tests.e2e.helpers import (
+    TOKENS,
+    Event,
+    assert_contiguous,
+    iter_events,
+    submit,
+    wait_for,
+    wait_status,
+)
+
+pytestmark = pytest.mark.e2e
+
+EPOCHS = 30
+ENDED = {"succeeded", "failed", "cancelled"}
+API_DOWN_S = 11.0  # more than FITBOARD_WORKER_LOST_AFTER_S (10 s), before the API starts again
+
+
+@dataclass
+class Stack:
+    """An API, its workers and (for the Redis test) a redis-server, all this test's own."""
+
+    env: dict[str, str]
+    logs: Path
+    token: str
+    port: int
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    api: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return httpx.Client(base_url=self.url, timeout=30, headers=headers)
+
+    def start_api(self) -> subprocess.Popen[bytes]:
+        self.api = start_api(self.env, self.logs / "api.out", self.port)
+        self.procs.append(self.api)
+        wait_http(self.url + "/api/v1/health", self.api)
+        return self.api
+
+    def start_worker(self, name: str, url: str | None = None) -> subprocess.Popen[bytes]:
+        env = self.env | ({"FITBOARD_URL": url} if url else {})
+        proc = start_worker(env, self.logs / f"{name}.out", name=name)
+        self.procs.append(proc)
+        return proc
+
+    def wait_workers(self, client: httpx.Client, count: int, timeout_s: float = 90) -> None:
+        """``count`` workers of this queue reporting (what the queue sends runs by)."""
+
+        def online() -> bool:
+            workers = client.get("/api/v1/workers").json()["items"]
+            return sum(1 for w in workers if w["online"] and _ours(self, w)) >= count
+
+        wait_for(online, timeout_s, f"{count} workers reporting")
+
+
+def _ours(stack: Stack, worker: dict[str, Any]) -> bool:
+    return bool(worker["queue"] == stack.env["FITBOARD_QUEUE"])
+
+
+@pytest.fixture
+def stack(
+    pg_url: str,
+    redis_url: str,
+    data_dir: Path,
+    admin: Identity,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> Iterator[Stack]:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": pg_url,
+        "REDIS_URL": redis_url,
+        "FITBOARD_HOME": str(tmp_path / "home"),
+        "FITBOARD_DATA_DIR": str(data_dir),
+        "FITBOARD_QUEUE": f"fitboard-{request.node.name[-20:]}-{os.getpid()}",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "FITBOARD_URL": f"http://127.0.0.1:{port}",
+        "FITBOARD_WORKER_TOKEN": worker_token(pg_url, request.node.name[:60]),
+    }
+    built = Stack(env, logs, admin.token, port)
+    TOKENS[built.url] = admin.token  # the raw SSE client of the e2e helpers sends it
+    try:
+        yield built
+    finally:
+        for proc in reversed(built.procs):
+            stop_process(proc)
+
+
+def _run_log(client: httpx.Client, run_id: int) -> str:
+    params = {"offset": 0, "limit": 1_000_000}
+    return str(client.get(f"/api/v1/runs/{run_id}/log", params=params).json()["text"])
+
+
+def _assert_log_whole(client: httpx.Client, run_id: int, epochs: int) -> None:
+    log = _run_log(client, run_id)
+    logged = re.findall(r"^Epoch (\d+)/\d+$", log, flags=re.M)
+    assert logged == [str(e) for e in range(1, epochs + 1)], "every log line once, in order"
+    assert "event=fit_end" in log
+
+
+def _batches_stored(client: httpx.Client, run_id: int) -> int:
+    series = client.get(f"/api/v1/runs/{run_id}/metrics").json()["series"]
+    return len(series.get("batch/loss", {}).get("steps", []))
+
+
+class Watcher:
+    """An SSE client on its own thread: what it read before its connection broke."""
+
+    def __init__(self, url: str, run_id: int, *, last_event_id: int | None = None) -> None:
+        self.events: list[Event] = []
+        self.error: BaseException | None = None
+        self.ended = threading.Event()
+        self._args = (url, run_id, last_event_id)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        url, run_id, last_event_id = self._args
+        after = 0 if last_event_id is None else None
+        try:
+            for event in iter_events(url, run_id, after=after, last_event_id=last_event_id):
+                self.events.append(event)
+        except (httpx.HTTPError, AssertionError) as exc:
+            self.error = exc
+        finally:
+            self.ended.set()
+
+
+# -- 1. the API killed with SIGKILL mid-run ---------------------------------------------------
+
+
+def test_kill_9_of_the_api_mid_run_loses_and_duplicates_nothing(stack: Stack) -> None:
+    epochs = 45  # still training when the API is back (training goes on while it is away)
+    stack.start_api()
+    worker = stack.start_worker("steady")
+    with stack.client() as client:
+        stack.wait_workers(client, 1)
+        run = submit(client, "chaos api kill", {"fit": {"epochs": epochs, "batch_size": 32}})
+        run_id = run["id"]
+        watcher = Watcher(stack.url, run_id)
+        wait_status(client, run_id, {"running"}, timeout_s=120)
+        wait_for(lambda: _batches_stored(client, run_id) > 0, 90, "first batches")
+        wait_for(lambda: len(watcher.events) > 3, 30, "the live view streaming")
+        assert stack.api is not None
+        os.killpg(stack.api.pid, signal.SIGKILL)
+        stack.api.wait()
+        killed_at = time.monotonic()
+        assert watcher.ended.wait(10), "the stream ends with the API"
+        assert watcher.error is not None and not any(e.kind == "end" for e in watcher.events)
+        # away longer than a worker's allowed silence: the new API must not take the heartbeats
+        # it could not receive for a lost worker
+        time.sleep(API_DOWN_S)
+        stack.start_api()
+        down_s = time.monotonic() - killed_at
+        # the worker went on training and retries what it could not send
+        assert worker.poll() is None
+        assert wait_status(client, run_id, {"running"} | ENDED, 10)["status"] == "running", (
+            "still training once the API is back: the stream below picks up a live run"
+        )
+        last_seen = watcher.events[-1].id
+        rest = Watcher(stack.url, run_id, last_event_id=last_seen)
+        final = wait_status(client, run_id, ENDED, 240)
+        assert final["status"] == "succeeded", final
+        assert final["attempt"] == 1, f"the API away {down_s:.0f} s is not a lost worker"
+        assert_contiguous(client, run_id, epochs)
+        _assert_log_whole(client, run_id, epochs)
+        assert rest.ended.wait(30) and rest.error is None, rest.error
+    # the reconnected viewer got exactly what it had not seen: no gap, no duplicate id
+    everything = [e.id for e in iter_events(stack.url, run_id, after=0) if e.kind != "end"]
+    seen = [e.id for e in watcher.events] + [e.id for e in rest.events if e.kind != "end"]
+    assert rest.events[-1].kind == "end"
+    assert len(seen) == len(set(seen)), "no event twice"
+    assert seen == everything, "every event once, in order, across the restart"
+    statuses = [e.data["status"] for e in rest.events if e.kind == "status"]
+    assert statuses == ["succeeded"], statuses
