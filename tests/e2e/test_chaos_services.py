@@ -9,8 +9,10 @@ silence, housekeeping every 2 s, a lost message sent again after 20 s).
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -22,7 +24,9 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
+from backend import dispatch
 from tests.conftest import (
     Identity,
     free_port,
@@ -41,6 +45,7 @@ from tests.e2e.helpers import (
     wait_for,
     wait_status,
 )
+from tests.proxy import CuttableProxy
 
 pytestmark = pytest.mark.e2e
 
@@ -148,6 +153,7 @@ class Watcher:
 
     def __init__(self, url: str, run_id: int, *, last_event_id: int | None = None) -> None:
         self.events: list[Event] = []
+        self.arrived: list[float] = []  # time.monotonic() at each event
         self.error: BaseException | None = None
         self.ended = threading.Event()
         self._args = (url, run_id, last_event_id)
@@ -159,6 +165,7 @@ class Watcher:
         try:
             for event in iter_events(url, run_id, after=after, last_event_id=last_event_id):
                 self.events.append(event)
+                self.arrived.append(time.monotonic())
         except (httpx.HTTPError, AssertionError) as exc:
             self.error = exc
         finally:
@@ -212,3 +219,181 @@ def test_kill_9_of_the_api_mid_run_loses_and_duplicates_nothing(stack: Stack) ->
     assert seen == everything, "every event once, in order, across the restart"
     statuses = [e.data["status"] for e in rest.events if e.kind == "status"]
     assert statuses == ["succeeded"], statuses
+
+
+# -- 2. Redis killed with SIGKILL and started again empty --------------------------------------
+
+
+class OwnRedis:
+    """A redis-server of this test's own on a free port, without persistence: a restart
+    starts it empty, as a Redis without a volume comes back."""
+
+    def __init__(self, out: Path) -> None:
+        self.port = free_port()
+        self.out = out
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        argv = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1"]
+        argv += ["--save", "", "--appendonly", "no"]
+        self.proc = subprocess.Popen(
+            argv, start_new_session=True, stdout=self.out.open("ab"), stderr=subprocess.STDOUT
+        )
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+        wait_for(lambda: _pings(client), 20, "redis-server answering")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()  # SIGKILL
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.kill()
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    if not Path(REDIS_SERVER).exists():
+        pytest.skip("no redis-server binary")
+    server = OwnRedis(tmp_path / "redis.out")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _health(client: httpx.Client) -> dict[str, Any]:
+    return dict(client.get("/api/v1/health", timeout=15).json())
+
+
+def _arrivals(watcher: Watcher, start: float, end: float) -> int:
+    """How many separate moments (0.3 s apart) the viewer got events at within [start, end]."""
+    moments: list[float] = []
+    for at in watcher.arrived:
+        if start <= at <= end and (not moments or at - moments[-1] > 0.3):
+            moments.append(at)
+    return len(moments)
+
+
+def test_redis_killed_and_back_empty_loses_no_run(stack: Stack, own_redis: OwnRedis) -> None:
+    epochs = 60
+    stack.env["REDIS_URL"] = own_redis.url
+    stack.start_api()
+    stack.start_worker("steady")  # one run at a time: the second waits behind the first
+    with stack.client() as client:
+        stack.wait_workers(client, 1)
+        training = submit(client, "chaos redis: training", {"fit": {"epochs": epochs}})["id"]
+        waiting = submit(client, "chaos redis: waiting", {"fit": {"epochs": 3}})["id"]
+        watcher = Watcher(stack.url, training)
+        wait_status(client, training, {"running"}, timeout_s=120)
+        wait_for(lambda: _batches_stored(client, training) > 0, 90, "first batches")
+        wait_for(lambda: _health(client)["live_view"]["redis"] is True, 20, "live view on Redis")
+        assert client.get(f"/api/v1/runs/{waiting}").json()["status"] == "queued"
+
+        own_redis.kill()
+        down = wait_for(lambda: not _health(client)["redis"]["ok"], 10, "health: Redis down")
+        asked = time.monotonic()
+        health = _health(client)
+        assert time.monotonic() - asked < 5, "health answers at once without Redis"
+        assert health["status"] == "degraded" and health["redis"]["error"], health
+        assert health["workers"] == 0, "no worker can be reached without the broker"
+        assert health["database"]["ok"] and health["queue"]["queued"] == 1, health
+        wait_for(lambda: _health(client)["live_view"]["redis"] is False, 10, "live view polling")
+        time.sleep(max(0.0, 3 - down))
+        own_redis.start()  # the same port, empty
+        assert redis.Redis.from_url(own_redis.url).dbsize() == 0
+
+        wait_for(lambda: _health(client)["redis"]["ok"], 10, "health: Redis back")
+        wait_for(lambda: _health(client)["live_view"]["redis"] is True, 20, "live view on Redis")
+        live_again = time.monotonic()
+        wait_for(lambda: _health(client)["status"] == "ok", 60, "health ok: a worker answers")
+        time.sleep(max(0.0, live_again + 6 - time.monotonic()))
+        assert client.get(f"/api/v1/runs/{training}").json()["status"] == "running"
+        # woken by Redis again (a flush every 0.5 s), not by the 5 s safety poll alone
+        woken = _arrivals(watcher, live_again, live_again + 6)
+        assert woken >= 5, f"the viewer got events at {woken} moments in 6 s"
+        after_outage = Watcher(stack.url, waiting)  # a viewer who comes after it
+        final = wait_status(client, training, ENDED, 240)
+        assert final["status"] == "succeeded", final
+        assert final["attempt"] == 1, "the broker going away is not a lost worker"
+        assert_contiguous(client, training, epochs)
+        _assert_log_whole(client, training, epochs)
+        # the run that waited is sent once room frees
+        final = wait_status(client, waiting, ENDED, 120)
+        assert final["status"] == "succeeded" and final["attempt"] == 1, final
+        assert_contiguous(client, waiting, 3)
+    # the viewer that watched through the outage got every event once, and its end
+    for viewer, run_id in ((watcher, training), (after_outage, waiting)):
+        assert viewer.ended.wait(30) and viewer.error is None, viewer.error
+        seen = [e.id for e in viewer.events if e.kind != "end"]
+        assert viewer.events[-1].kind == "end"
+        assert seen == [e.id for e in iter_events(stack.url, run_id, after=0) if e.kind != "end"]
+    statuses = [e.data["status"] for e in after_outage.events if e.kind == "status"]
+    assert statuses == ["queued", "running", "succeeded"], statuses
+
+
+# -- 3. a worker killed after it took a run's message, before it claimed the run ---------------
+
+RESENT_AFTER_S = 20.0  # FITBOARD_REQUEUE_UNACCOUNTED_AFTER_S's default
+
+
+def _held_by_a_worker(redis_url: str, run_id: int) -> bool:
+    """The run's message was taken by a worker and not acknowledged (kombu's unacked hash)."""
+    broker = redis.Redis.from_url(redis_url)
+    for entry in broker.hvals("unacked"):
+        message = json.loads(entry)[0]
+        if dispatch._run_id_of(json.dumps(message)) == run_id:
+            return True
+    return False
+
+
+def test_worker_killed_before_its_claim_leaves_the_run_to_another(stack: Stack) -> None:
+    stack.start_api()
+    # the doomed worker reaches the API through a proxy the test cuts: it can take a message
+    # from the broker but never claim the run
+    proxy = CuttableProxy(("127.0.0.1", stack.port))
+    doomed = stack.start_worker("doomed", url=f"http://127.0.0.1:{proxy.port}")
+    with stack.client() as client:
+        stack.wait_workers(client, 1)
+        proxy.cut()  # its last report still offers a free slot for a few seconds
+        run_id = submit(client, "chaos unclaimed", {"fit": {"epochs": 3}})["id"]
+        wait_for(lambda: _held_by_a_worker(stack.env["REDIS_URL"], run_id), 20, "message taken")
+        taken_at = time.monotonic()
+        doomed_log = stack.logs / "doomed.out"
+        wait_for(lambda: f"run={run_id} claim:" in doomed_log.read_text(), 20, "claim retried")
+        assert client.get(f"/api/v1/runs/{run_id}").json()["status"] == "queued"
+        os.kill(doomed.pid, signal.SIGKILL)
+        doomed.wait()
+        stack.start_worker("rescuer")
+        waited = wait_for(
+            lambda: client.get(f"/api/v1/runs/{run_id}").json()["status"] != "queued",
+            RESENT_AFTER_S + 25,
+            "the run starting on another worker",
+        )
+        started_s = time.monotonic() - taken_at
+        # sent again once held 20 s unclaimed (+ housekeeping's 2 s tick, a worker's start-up)
+        assert RESENT_AFTER_S - 2 <= started_s <= RESENT_AFTER_S + 15, (started_s, waited)
+        final = wait_status(client, run_id, ENDED, 120)
+        assert final["status"] == "succeeded", final
+        assert final["attempt"] == 1, "taken twice, trained once"
+        assert final["worker_host"].startswith("rescuer-"), final["worker_host"]
+        assert_contiguous(client, run_id, 3)
+    history = iter_events(stack.url, run_id, after=0)
+    statuses = [e.data["status"] for e in history if e.kind == "status"]
+    assert statuses == ["queued", "running", "succeeded"], statuses
