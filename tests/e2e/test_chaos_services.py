@@ -63,6 +63,7 @@ class Stack:
     token: str
     port: int
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    apis: list[subprocess.Popen[bytes]] = field(default_factory=list)
     api: subprocess.Popen[bytes] | None = None
 
     @property
@@ -76,6 +77,7 @@ class Stack:
     def start_api(self) -> subprocess.Popen[bytes]:
         self.api = start_api(self.env, self.logs / "api.out", self.port)
         self.procs.append(self.api)
+        self.apis.append(self.api)
         wait_http(self.url + "/api/v1/health", self.api)
         return self.api
 
@@ -127,7 +129,8 @@ def stack(
     try:
         yield built
     finally:
-        for proc in reversed(built.procs):
+        # workers first: a worker stopping sends the rest of its logs to the API
+        for proc in sorted(built.procs, key=lambda p: p in built.apis):
             stop_process(proc)
 
 
@@ -176,7 +179,7 @@ class Watcher:
 
 
 def test_kill_9_of_the_api_mid_run_loses_and_duplicates_nothing(stack: Stack) -> None:
-    epochs = 45  # still training when the API is back (training goes on while it is away)
+    epochs = 55  # still training when the API is back (training goes on while it is away)
     stack.start_api()
     worker = stack.start_worker("steady")
     with stack.client() as client:
@@ -294,7 +297,7 @@ def _arrivals(watcher: Watcher, start: float, end: float) -> int:
     return len(moments)
 
 
-def test_redis_killed_and_back_empty_loses_no_run(stack: Stack, own_redis: OwnRedis) -> None:
+def test_redis_killed_and_back_empty_loses_no_run(own_redis: OwnRedis, stack: Stack) -> None:
     epochs = 90  # still training a while after Redis is back
     stack.env["REDIS_URL"] = own_redis.url
     stack.start_api()
