@@ -51,6 +51,7 @@ pytestmark = pytest.mark.e2e
 
 EPOCHS = 30
 ENDED = {"succeeded", "failed", "cancelled"}
+BEAT_LATE_S = 4.0  # > housekeeping's 2 s tick, well inside FITBOARD_WORKER_LOST_AFTER_S
 API_DOWN_S = 11.0  # more than FITBOARD_WORKER_LOST_AFTER_S (10 s), before the API starts again
 
 
@@ -199,7 +200,14 @@ def test_kill_9_of_the_api_mid_run_loses_and_duplicates_nothing(stack: Stack) ->
         # away longer than a worker's allowed silence: the new API must not take the heartbeats
         # it could not receive for a lost worker
         time.sleep(API_DOWN_S)
-        stack.start_api()
+        # and the first beats to it (the worker's and its training process') come a few
+        # seconds late, past housekeeping's first look: the worker's host stalls meanwhile
+        os.killpg(worker.pid, signal.SIGSTOP)
+        try:
+            stack.start_api()
+            time.sleep(BEAT_LATE_S)
+        finally:
+            os.killpg(worker.pid, signal.SIGCONT)
         down_s = time.monotonic() - killed_at
         # the worker went on training and retries what it could not send
         assert worker.poll() is None
