@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, FastAPI
@@ -48,10 +49,12 @@ NOTIFY_INTERVAL_S = 2.0  # a notification's first webhook attempt within seconds
 
 
 async def _sweep_forever() -> None:
+    # heartbeats reach this process only from now on: silence before it proves nothing
+    started = time.monotonic()
     while True:
         await asyncio.sleep(SWEEP_INTERVAL_S)
         try:
-            await run_in_threadpool(sweep_once)
+            await run_in_threadpool(sweep_once, up_for_s=time.monotonic() - started)
         except Exception:  # housekeeping must never take the API down
             log.exception("housekeeping failed; retrying in %ss", SWEEP_INTERVAL_S)
 

@@ -1,4 +1,8 @@
-"""Redis pub/sub: wake live viewers when a run has new events. Best effort, never blocking."""
+"""Redis pub/sub: wake live viewers when a run has new events. Best effort, never blocking.
+
+Pub/sub is server-wide while keys are per database, so the channels carry REDIS_URL's database
+number: two deployments on one Redis server (db 0 and db 1, each numbering its runs from 1)
+never wake, or cancel, each other's runs."""
 
 from __future__ import annotations
 
@@ -7,18 +11,29 @@ import os
 from functools import lru_cache
 
 import redis
+from redis.connection import parse_url
 
 from backend.config import get_settings
 
 log = logging.getLogger(__name__)
 
 
+@lru_cache
+def _scope(redis_url: str) -> str:
+    """``fitboard:db<N>``: the prefix of this deployment's channels (N: REDIS_URL's db)."""
+    try:
+        db = parse_url(redis_url).get("db") or 0
+    except ValueError:  # a URL redis-py cannot read (the client fails on it too)
+        db = 0
+    return f"fitboard:db{db}"
+
+
 def channel(run_id: int) -> str:
-    return f"fitboard:run:{run_id}"
+    return f"{_scope(get_settings().redis_url)}:run:{run_id}"
 
 
 def cancel_channel(run_id: int) -> str:
-    return f"fitboard:run:{run_id}:cancel"
+    return f"{_scope(get_settings().redis_url)}:run:{run_id}:cancel"
 
 
 @lru_cache

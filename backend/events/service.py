@@ -1,11 +1,18 @@
-"""Append to and read from a run's event log."""
+"""Append to and read from a run's event log.
+
+A reader resumes "after id N" (SSE Last-Event-ID, the live feeds), so a run's events must
+become visible in id order. PostgreSQL hands out ids when a row is inserted, not when it
+commits: two requests writing events for one run at once (a flusher batch and an artifact
+upload) could commit id 101 before 100, and a reader that saw 101 would never see 100. So on
+PostgreSQL an append takes a per-run transaction lock first: the next writer of that run gets
+its id only once the previous one has committed. (SQLite has one writer at a time anyway.)"""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, event, func, select
+from sqlalchemy import delete, event, func, select, text
 from sqlalchemy.orm import Session
 
 from backend.db.upsert import insert_ignore
@@ -15,6 +22,21 @@ from backend.jsonpolicy import strict
 
 _PENDING = "fitboard.runs_with_new_events"
 _CANCELS = "fitboard.runs_to_cancel"
+_LOCKED = "fitboard.runs_event_locked"
+# the first key of pg_advisory_xact_lock(int, int) for a run's event log (the second: run id)
+_EVENT_LOCK_CLASS = 0x0FB0E7
+
+
+def _in_id_order(session: Session, run_id: int) -> None:
+    """Hold the run's event lock until this transaction ends (PostgreSQL), once per run."""
+    locked = session.info.setdefault(_LOCKED, set())
+    if run_id in locked or session.get_bind().dialect.name != "postgresql":
+        return
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(:cls, :key)"),
+        {"cls": _EVENT_LOCK_CLASS, "key": run_id % 2**31},
+    )
+    locked.add(run_id)
 
 
 def append(
@@ -29,6 +51,7 @@ def append(
     """Add an event; with a uid already used for this run it is a no-op (safe to retry).
     ``finite``: the caller vouches that data holds no NaN or infinity (a metrics batch, whose
     values are made storable first): it is stored without another pass over every number."""
+    _in_id_order(session, run_id)
     insert_ignore(
         session,
         RunEvent.__table__,  # type: ignore[arg-type]
@@ -63,12 +86,14 @@ def _notify_after_commit(session: Session) -> None:
         bus.notify(run_id)
     for run_id in session.info.pop(_CANCELS, ()):
         bus.publish_cancel(run_id)
+    session.info.pop(_LOCKED, None)  # a transaction lock ends with its transaction
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session: Session) -> None:
     session.info.pop(_PENDING, None)
     session.info.pop(_CANCELS, None)
+    session.info.pop(_LOCKED, None)
 
 
 def after(session: Session, *, run_id: int, after_id: int, limit: int = 500) -> list[RunEvent]:

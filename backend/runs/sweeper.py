@@ -6,6 +6,7 @@ with a worker that died holding it); the queue's next runs go out as the fleet f
 from __future__ import annotations
 
 import logging
+import math
 
 from sqlalchemy.orm import Session
 
@@ -22,11 +23,15 @@ from backend.sweeps import service as sweep_service
 log = logging.getLogger(__name__)
 
 
-def sweep_once() -> None:
+def sweep_once(*, up_for_s: float = math.inf) -> None:
+    """One round of housekeeping; ``up_for_s``: how long this API process has been taking
+    heartbeats (a run's silence counts only once it has been up that long)."""
     settings = get_settings()
     with session_scope() as session:
-        _lost_workers(session, lost_after_s=settings.worker_lost_after_s)
-        _silent_external_runs(session, timeout_s=settings.heartbeat_timeout_s)
+        if up_for_s >= settings.worker_lost_after_s:
+            _lost_workers(session, lost_after_s=settings.worker_lost_after_s)
+        if up_for_s >= settings.heartbeat_timeout_s:
+            _silent_external_runs(session, timeout_s=settings.heartbeat_timeout_s)
         waiting = runs.queued_dispatched_before(
             session, older_than_s=settings.requeue_unaccounted_after_s, queue=settings.queue
         )

@@ -101,6 +101,21 @@ def test_silent_run_goes_back_to_the_queue_as_its_next_attempt(settings_on_pg: N
         assert runs.get(session, lost_id).status == "succeeded"
 
 
+def test_a_freshly_started_api_waits_out_the_silence_it_could_not_hear(
+    settings_on_pg: None,
+) -> None:
+    """Heartbeats sent while no API listened could not arrive: an API up for less than the
+    allowance (30 s here) calls no worker lost; once up that long it does."""
+    silent = _running(beat_age_s=300)
+    sweep_once(up_for_s=4)
+    with session_scope() as session:
+        assert runs.get(session, silent).status == "running", "not judged on unheard silence"
+    sweep_once(up_for_s=30)
+    with session_scope() as session:
+        run = runs.get(session, silent)
+        assert run.status == "queued" and run.attempt == 2
+
+
 def test_cancelled_or_exhausted_runs_are_not_restarted(settings_on_pg: None) -> None:
     exhausted = _running(beat_age_s=300, max_restarts=1)
     with session_scope() as session:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,3 +112,24 @@ def trainer_processes(run_id: int, queue: str | None = None) -> list[Any]:
         except psutil.Error:  # ended meanwhile
             continue
     return found
+
+
+def wait_for(predicate: Callable[[], object], timeout_s: float, what: str) -> float:
+    """Poll until ``predicate`` holds; how long that took (an AssertionError past timeout_s)."""
+    started = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - started < timeout_s, f"{what} not within {timeout_s:.0f} s"
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def assert_contiguous(client: httpx.Client, run_id: int, epochs: int) -> None:
+    """Every epoch step 1..epochs once, and batch steps strictly increasing with no hole."""
+    series = client.get(f"/api/v1/runs/{run_id}/metrics", params={"max_points": 100_000}).json()[
+        "series"
+    ]
+    assert series["loss"]["steps"] == list(range(1, epochs + 1)), "epoch steps 1..N, once each"
+    batch = series["batch/loss"]["steps"]
+    assert batch == sorted(set(batch)), "batch steps strictly increasing: no duplicate"
+    gaps = {b - a for a, b in itertools.pairwise(batch)}
+    assert len(gaps) <= 1, f"batch steps evenly spaced, no hole: {sorted(gaps)[:5]}"

@@ -8,7 +8,6 @@ re-sent after 20 s).
 
 from __future__ import annotations
 
-import itertools
 import os
 import signal
 import time
@@ -31,7 +30,15 @@ from tests.conftest import (
     wait_workers,
     worker_token,
 )
-from tests.e2e.helpers import TOKENS, iter_events, submit, trainer_processes, wait_status
+from tests.e2e.helpers import (
+    TOKENS,
+    assert_contiguous,
+    iter_events,
+    submit,
+    trainer_processes,
+    wait_for,
+    wait_status,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -104,25 +111,6 @@ def _gone(proc: psutil.Process) -> bool:
         return True
 
 
-def _wait_for(predicate, timeout_s: float, what: str) -> float:  # type: ignore[no-untyped-def]
-    started = time.monotonic()
-    while not predicate():
-        assert time.monotonic() - started < timeout_s, f"{what} not within {timeout_s:.0f} s"
-        time.sleep(0.2)
-    return time.monotonic() - started
-
-
-def _assert_contiguous(client: httpx.Client, run_id: int, epochs: int) -> None:
-    series = client.get(f"/api/v1/runs/{run_id}/metrics", params={"max_points": 100_000}).json()[
-        "series"
-    ]
-    assert series["loss"]["steps"] == list(range(1, epochs + 1)), "epoch steps 1..N, once each"
-    batch = series["batch/loss"]["steps"]
-    assert batch == sorted(set(batch)), "batch steps strictly increasing: no duplicate"
-    gaps = {b - a for a, b in itertools.pairwise(batch)}
-    assert len(gaps) <= 1, f"batch steps evenly spaced, no hole: {sorted(gaps)[:5]}"
-
-
 def test_kill_9_of_the_worker_resumes_the_run_on_another(chaos: Chaos) -> None:
     first = chaos.start_worker("doomed")
     with chaos.client() as client:
@@ -140,11 +128,9 @@ def test_kill_9_of_the_worker_resumes_the_run_on_another(chaos: Chaos) -> None:
         os.kill(first, signal.SIGKILL)
         killed_at = time.monotonic()
         # the training process dies with its worker: nothing trains unsupervised
-        _wait_for(
-            lambda: not trainer.is_running() or trainer.status() == "zombie", 5, "orphan gone"
-        )
+        wait_for(lambda: not trainer.is_running() or trainer.status() == "zombie", 5, "orphan gone")
         # the loss is noticed and the run goes back to the queue as attempt 2
-        _wait_for(
+        wait_for(
             lambda: client.get(f"/api/v1/runs/{run['id']}").json()["status"] == "queued",
             DETECTION_LIMIT_S + 5,
             "requeue",
@@ -155,7 +141,7 @@ def test_kill_9_of_the_worker_resumes_the_run_on_another(chaos: Chaos) -> None:
         final = wait_status(client, run["id"], {"succeeded", "failed", "cancelled"}, 240)
         assert final["status"] == "succeeded", final
         assert final["attempt"] == 2
-        _assert_contiguous(client, run["id"], EPOCHS)
+        assert_contiguous(client, run["id"], EPOCHS)
         artifacts = client.get(f"/api/v1/runs/{run['id']}/artifacts").json()["items"]
         kept = sorted(a["name"] for a in artifacts if a["kind"] == "checkpoint")
         assert kept == [f"checkpoint-epoch-{EPOCHS - 1}.keras", f"checkpoint-epoch-{EPOCHS}.keras"]
@@ -164,7 +150,7 @@ def test_kill_9_of_the_worker_resumes_the_run_on_another(chaos: Chaos) -> None:
     assert resumed["attempt"] == 2 and resumed["from_epoch"] >= 1, resumed
     assert resumed["host"]
     # the trainer records its end, then exits: none is left behind a moment later
-    _wait_for(lambda: not _trainers(chaos, run["id"]), 30, "every training process ending")
+    wait_for(lambda: not _trainers(chaos, run["id"]), 30, "every training process ending")
 
 
 def test_queued_run_whose_message_is_lost_starts_anyway(chaos: Chaos) -> None:
@@ -182,11 +168,11 @@ def test_queued_run_whose_message_is_lost_starts_anyway(chaos: Chaos) -> None:
         )
         assert phantom.status_code == 200, phantom.text
         run = submit(client, "chaos lost message", {"fit": {"epochs": 2}})
-        _wait_for(lambda: broker.llen(queue) > 0, 30, "message queued")
+        wait_for(lambda: broker.llen(queue) > 0, 30, "message queued")
         broker.delete(queue)  # what a Redis restart without persistence does to it
         chaos.start_worker("after-restart")
         # re-sent after 20 s unaccounted for (+ housekeeping's 2 s tick + a worker's start-up)
-        waited = _wait_for(
+        waited = wait_for(
             lambda: client.get(f"/api/v1/runs/{run['id']}").json()["status"] != "queued",
             45,
             "the lost run starting",
@@ -204,7 +190,7 @@ def test_kill_9_of_the_training_process_trains_it_again(chaos: Chaos) -> None:
         wait_workers(client)
         run = submit(client, "chaos trainer kill", {"fit": {"epochs": EPOCHS, "batch_size": 32}})
         wait_status(client, run["id"], {"running"}, timeout_s=120)
-        _wait_for(
+        wait_for(
             lambda: client.get(f"/api/v1/runs/{run['id']}/metrics").json()["series"],
             90,
             "first batches",
@@ -214,7 +200,7 @@ def test_kill_9_of_the_training_process_trains_it_again(chaos: Chaos) -> None:
         final = wait_status(client, run["id"], {"succeeded", "failed", "cancelled"}, 240)
         assert final["status"] == "succeeded", final
         assert final["attempt"] == 2
-        _assert_contiguous(client, run["id"], EPOCHS)
+        assert_contiguous(client, run["id"], EPOCHS)
         series = client.get(f"/api/v1/runs/{run['id']}/metrics").json()["series"]
         # system metrics, sampled every 2 s while it trained (the 2nd attempt's only)
         assert series["sys/rss_mb"]["values"] and min(series["sys/rss_mb"]["values"]) > 50
