@@ -10,8 +10,9 @@ commits. It runs after a submit, a run's end, a requeue, a cancel and a worker's
 (``release_after_commit``), and every two seconds from the API's housekeeping.
 
 When no worker has ever reported for this queue (a worker from before the reports), every run
-is sent at once, as before: nothing stalls. A sweep's trials are held by its own scheduler
-(backend.sweeps.scheduler, max_concurrent) and count here once it sends them.
+is sent at once, as before: nothing stalls. A sweep's trials wait for their sweep first
+(backend.sweeps.scheduler admits up to max_concurrent of them); once admitted, they are ordered,
+booked and sent here like any run, so a big sweep takes its fair share and no more.
 """
 
 from __future__ import annotations
@@ -133,10 +134,16 @@ def _in_flight_by_launcher(session: Session) -> dict[int | None, int]:
     return {launcher: int(n) for launcher, n in rows}
 
 
+def _dispatchable() -> ColumnElement[bool]:
+    """Not a sweep's trial, or one its sweep has let go (max_concurrent)."""
+    return or_(Run.sweep_id.is_(None), Run.admitted_at.is_not(None))
+
+
 def _held(session: Session, *, base: str | None) -> list[Waiting]:
-    """Queued runs not sent yet that the dispatcher may send (a sweep's wait for its sweep);
-    with ``base``, only that queue family's (and runs from before queues were stored)."""
-    where = [*_queued_worker_runs(), Run.dispatched_at.is_(None), Run.sweep_id.is_(None)]
+    """Queued runs not sent yet that the dispatcher may send (a sweep's trial once its sweep
+    let it go); with ``base``, only that queue family's (and runs from before queues were
+    stored)."""
+    where = [*_queued_worker_runs(), Run.dispatched_at.is_(None), _dispatchable()]
     cols = (
         Run.id,
         Run.queue,
@@ -352,8 +359,8 @@ def _plural(n: int, word: str) -> str:
 
 def listing(session: Session, *, lost_after_s: float, limit: int) -> dict[str, Any]:
     """Every queued run in the order it will start, with why it waits: first those already
-    sent to the workers, then those the dispatcher holds, then sweep trials waiting for a
-    slot of their sweep."""
+    sent to the workers, then those the dispatcher holds (sweep trials their sweep let go
+    among them), then sweep trials waiting for a slot of their sweep."""
     rows = session.execute(
         select(
             Run.id,
@@ -367,7 +374,7 @@ def listing(session: Session, *, lost_after_s: float, limit: int) -> dict[str, A
             Run.sweep_id,
             _RESOURCES,
         )
-        .where(*_queued_worker_runs(), or_(Run.dispatched_at.is_not(None), Run.sweep_id.is_(None)))
+        .where(*_queued_worker_runs(), or_(Run.dispatched_at.is_not(None), _dispatchable()))
         .order_by(Run.dispatched_at, Run.id)
     ).all()
     base = get_settings().queue
@@ -378,7 +385,7 @@ def listing(session: Session, *, lost_after_s: float, limit: int) -> dict[str, A
         select(Run.id, Run.name, Run.queue, Run.priority, Run.launched_by_id, Run.created_at)
         .add_columns(Run.sweep_id, _RESOURCES, Sweep.max_concurrent)
         .join(Sweep, Sweep.id == Run.sweep_id)
-        .where(*_queued_worker_runs(), Run.dispatched_at.is_(None))
+        .where(*_queued_worker_runs(), Run.dispatched_at.is_(None), Run.admitted_at.is_(None))
         .order_by(Run.sweep_id, Run.trial_number)
     ).all()
     total = len(sent) + len(held) + len(sweep_waiting)

@@ -243,6 +243,80 @@ def test_a_sweep_gives_its_priority_to_its_trials(api: TestClient, queue: str) -
     api.post(f"/api/v1/sweeps/{sweep['id']}/cancel")
 
 
+def test_a_big_sweep_takes_its_fair_share_and_no_more(
+    api: TestClient, pg_url: str, queue: str
+) -> None:
+    """A sweep's trials wait in the queue like any run once their sweep lets them go: one
+    member's 50 trials do not starve a colleague's run at the same priority."""
+    worker = _worker(api)
+    name = f"w-{queue}@box"
+    _report(worker, name, queue, concurrency=1)
+    busy, colleague = _person(api, pg_url), _person(api, pg_url)
+    body = {
+        "name": "fifty",
+        "preset": "digits-mlp",
+        "space": {"fit.batch_size": {"int": [1, 50]}},
+        "strategy": "grid",
+        "objective": "val_accuracy",
+        "max_concurrent": 50,
+    }
+    created = busy.post("/api/v1/sweeps", json=body)
+    assert created.status_code == 201, created.text
+    sweep_id = created.json()["id"]
+    trials = [t["id"] for t in _listed_trials(api, sweep_id)]
+    assert len(trials) == 50
+    assert _sent(trials) == {trials[0]}, "one free slot: one trial sent, 49 wait in SQL"
+    claimed = worker.post(f"/api/v1/worker/runs/{trials[0]}/claim", json={"host": name})
+    assert claimed.status_code == 200, claimed.text
+    single = _submit(colleague, "my one run")
+    assert _sent([single]) == set(), "no room yet"
+    listed = {i["run_id"]: i for i in api.get("/api/v1/queue").json()["items"]}
+    assert listed[single]["position"] < listed[trials[1]]["position"], "fair share"
+
+    # room for one more: the colleague's run goes before the sweep's next trial
+    _report(worker, name, queue, concurrency=2)
+    assert _sent([single, *trials[1:]]) == {single}
+    # the trial ends: the launcher with fewer runs in flight is the sweep's now
+    ended = worker.post(
+        f"/api/v1/worker/runs/{trials[0]}/finish", json={"attempt": 1, "status": "succeeded"}
+    )
+    assert ended.status_code == 200, ended.text
+    assert _sent(trials[1:]) == {trials[1]}
+    assert api.post(f"/api/v1/sweeps/{sweep_id}/cancel").status_code == 200
+    api.post(f"/api/v1/runs/{single}/cancel")
+
+
+def test_a_sweep_still_caps_its_trials_in_flight(api: TestClient, queue: str) -> None:
+    worker = _worker(api)
+    _report(worker, f"w-{queue}@box", queue, concurrency=4, gpus=4)
+    body = {
+        "name": "capped",
+        "preset": "digits-mlp",
+        "overrides": {"resources": {"gpus": 2}},
+        "space": {"fit.batch_size": {"int": [1, 5]}},
+        "strategy": "grid",
+        "objective": "val_accuracy",
+        "max_concurrent": 3,
+    }
+    created = api.post("/api/v1/sweeps", json=body)
+    assert created.status_code == 201, created.text
+    sweep_id = created.json()["id"]
+    trials = [t["id"] for t in _listed_trials(api, sweep_id)]
+    # the sweep lets three go; the dispatcher books GPUs: 4 free, 2 a trial, so two are sent
+    assert _sent(trials) == set(trials[:2])
+    sweep_once()
+    assert _sent(trials) == set(trials[:2]), "no over-dispatch from the housekeeping"
+    listed = {i["run_id"]: i for i in api.get("/api/v1/queue").json()["items"]}
+    assert listed[trials[2]]["waiting"].startswith("behind ")
+    assert listed[trials[3]]["waiting"].startswith("waiting for a slot of sweep")
+    assert api.post(f"/api/v1/sweeps/{sweep_id}/cancel").status_code == 200
+
+
+def _listed_trials(api: TestClient, sweep_id: int) -> list[dict[str, Any]]:
+    page = api.get("/api/v1/runs", params={"sweep": sweep_id, "limit": 200}).json()
+    return sorted(page["items"], key=lambda t: t["id"])
+
+
 def _queue_of(run_id: int) -> str | None:
     with session_scope() as session:
         return session.get(Run, run_id).queue  # type: ignore[union-attr]
