@@ -16,6 +16,8 @@ from backend.runqueue.order import PRIORITIES, Waiting
 from backend.runs.models import Run, RunSource, RunStatus
 from backend.spec.gpus import Demand, demand_of
 
+PAGE = 256  # held runs read at a time (the fleet is full within the first page, mostly)
+
 
 def family(base: str) -> ColumnElement[bool]:
     """Runs on ``base``, one of its GPU queues or one of its workers' own queues."""
@@ -81,7 +83,7 @@ def held_kinds(session: Session, *, base: str) -> set[Demand]:
 
 
 def held_in_order(
-    session: Session, *, base: str, in_flight: Mapping[int | None, int], page: int = 256
+    session: Session, *, base: str, in_flight: Mapping[int | None, int], page: int = PAGE
 ) -> Iterator[Waiting]:
     """The held runs of ``base``'s family in the queue's order (order.ordered, with
     ``in_flight``: runs per launcher running or sent), a page at a time (the database sorts
@@ -156,4 +158,3 @@ def held_in_order(
         if len(run_ids) < page:
             return
         start += page
-        page = min(page * 4, 4096)

@@ -210,27 +210,28 @@ def release(session: Session, *, base: str, lost_after_s: float) -> list[tuple[i
             _take_back(session, run_ids=stranded, base=base)
         if fleet.full():
             return []
-        # read in the queue's order, a chunk at a time, until the fleet is full or nothing
-        # that is left can fit
+        # read in the queue's order, a page at a time, until the fleet is full or nothing
+        # that is left could fit (asked once a page is read with room left)
         kinds: set[Demand] | None = None
         blocked: set[Demand] = set()
         in_flight = _in_flight_by_launcher(session)
-        for waiting in reads.held_in_order(session, base=base, in_flight=in_flight):
-            if waiting.demand in blocked:
-                continue
-            worker = fleet.take(waiting.demand)
-            if worker is None:
-                blocked.add(waiting.demand)  # runs behind it that ask the same wait too
-                if kinds is None:
-                    kinds = reads.held_kinds(session, base=base)
+        held = reads.held_in_order(session, base=base, in_flight=in_flight)
+        for seen, waiting in enumerate(held, start=1):
+            if waiting.demand not in blocked:
+                worker = fleet.take(waiting.demand)
+                if worker is None:
+                    blocked.add(waiting.demand)  # runs behind it that ask the same wait too
+                else:
+                    # a run for a GPU type or a pool goes to the one worker booked for it
+                    constrained = waiting.demand.constrained
+                    routed = worker_queue(base, worker) if constrained else waiting.queue
+                    picked.append((waiting, routed))
+                    if fleet.full():
+                        break
+            if blocked and seen % reads.PAGE == 0:
+                kinds = kinds if kinds is not None else reads.held_kinds(session, base=base)
                 if blocked >= kinds:
                     break
-                continue
-            # a run for a GPU type or a pool goes to the one worker booked for it
-            routed = worker_queue(base, worker) if waiting.demand.constrained else waiting.queue
-            picked.append((waiting, routed))
-            if fleet.full():
-                break
     by_queue: dict[str, list[int]] = {}
     for waiting, queue in picked:
         by_queue.setdefault(queue, []).append(waiting.run_id)

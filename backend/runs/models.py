@@ -54,6 +54,8 @@ class Run(Base):
         ),
         CheckConstraint("priority IN ('low', 'normal', 'high')", name="priority_valid"),
         Index("ix_runs_status_id", "status", "id"),
+        # the dispatcher's counts: runs running, or queued and sent (migration 0013)
+        Index("ix_runs_status_dispatched_at", "status", "dispatched_at"),
         # the default page: newest first (and the before_id keyset cursor)
         Index("ix_runs_created_at_id", "created_at", "id"),
         Index("ix_runs_dataset", "dataset"),

@@ -1,5 +1,6 @@
 """sweep trials go through the queue: runs.admitted_at stamps when a trial's sweep let it go
-(its max_concurrent), after which the dispatcher orders and sends it like any run
+(its max_concurrent), after which the dispatcher orders and sends it like any run; an index on
+runs (status, dispatched_at) for the dispatcher's counts of runs running or sent
 
 Revision ID: 0013
 Revises: 0012
@@ -25,8 +26,10 @@ def upgrade() -> None:
         "UPDATE runs SET admitted_at = dispatched_at "
         "WHERE sweep_id IS NOT NULL AND dispatched_at IS NOT NULL"
     )
+    op.create_index("ix_runs_status_dispatched_at", "runs", ["status", "dispatched_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_runs_status_dispatched_at", table_name="runs")
     with op.batch_alter_table("runs") as batch:
         batch.drop_column("admitted_at")
