@@ -14,7 +14,7 @@ export FITBOARD_CHROMIUM ?= /usr/bin/chromium
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install run api worker migrate test lint bench bench-recipes clean
+.PHONY: help install run api worker migrate test soak lint bench bench-recipes clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-9s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ migrate: install ## Upgrade the database (DATABASE_URL, or the embedded SQLite) 
 
 test: install ## Run every test (needs PostgreSQL and Redis at 127.0.0.1 and /usr/bin/chromium)
 	FITBOARD_TEST_DATA_DIR=$${FITBOARD_TEST_DATA_DIR:-$(SHARED_DATA)} $(BIN)/pytest
+
+soak: install ## Opt-in soak: 200 tiny runs (GPUs 0/1/2, two launchers) on 2 workers x 2 fake GPUs (about 10 min)
+	FITBOARD_SOAK=1 FITBOARD_TEST_DATA_DIR=$${FITBOARD_TEST_DATA_DIR:-$(SHARED_DATA)} $(BIN)/pytest -s tests/e2e/test_soak.py
 
 lint: install ## ruff, mypy and the import contracts (lint-imports)
 	$(BIN)/ruff check backend worker tests bench migrations
