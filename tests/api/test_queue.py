@@ -315,6 +315,42 @@ def test_a_sweep_still_caps_its_trials_in_flight(api: TestClient, queue: str) ->
     _silence(name)  # the next modules' tests see no worker of this one online
 
 
+def test_the_dispatcher_reads_the_queue_in_the_order_it_shows(
+    api: TestClient, pg_url: str, queue: str
+) -> None:
+    """The dispatcher reads the held runs in SQL, a page at a time (runqueue.reads); that
+    order is order.ordered's, which GET /api/v1/queue shows."""
+    from backend.runqueue import reads
+    from backend.runqueue import service as runqueue
+    from backend.runqueue.order import ordered
+
+    worker = _worker(api)
+    name = f"w-{queue}@box"
+    _report(worker, name, queue, concurrency=1)
+    blocker = _submit(api, "in flight: the admin's fair share counts it")
+    busy, colleague = _person(api, pg_url), _person(api, pg_url)
+    mine = [blocker]
+    for n in range(5):
+        mine.append(_submit(busy, f"busy {n}", overrides={"resources": {"gpus": n % 3}}))
+    mine += [_submit(colleague, f"colleague {n}") for n in range(2)]
+    mine += [_submit(colleague, "urgent", priority="high"), _submit(api, "later", priority="low")]
+    mine += [_submit(api, "mine"), _submit(busy, "busy, low", priority="low")]
+    assert api.post(f"/api/v1/runs/{mine[3]}/move-to-top").status_code == 200
+    assert api.post(f"/api/v1/runs/{mine[-1]}/move-to-top").status_code == 200
+    with session_scope() as session:
+        flying = runqueue._in_flight_by_launcher(session)
+        in_sql = [
+            w.run_id for w in reads.held_in_order(session, base=queue, in_flight=flying, page=3)
+        ]
+        held = runqueue._held(session, base=queue)
+        assert in_sql == [w.run_id for w in ordered(held, in_flight=flying)]
+    assert set(in_sql) >= set(mine[1:]) and blocker not in in_sql
+    assert in_sql[:2] == [mine[-1], mine[3]], "moved to the top: the latest move first"
+    for run_id in mine:
+        api.post(f"/api/v1/runs/{run_id}/cancel")
+    _silence(name)
+
+
 def _listed_trials(api: TestClient, sweep_id: int) -> list[dict[str, Any]]:
     page = api.get("/api/v1/runs", params={"sweep": sweep_id, "limit": 200}).json()
     return sorted(page["items"], key=lambda t: t["id"])

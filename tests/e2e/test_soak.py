@@ -37,6 +37,7 @@ from tests.e2e.helpers import TOKENS
 
 pytestmark = [
     pytest.mark.e2e,
+    pytest.mark.timeout(3600),  # 200 runs on 2 cores: about 15 minutes, more under load
     pytest.mark.skipif(os.environ.get("FITBOARD_SOAK") != "1", reason="opt-in: FITBOARD_SOAK=1"),
 ]
 
