@@ -44,7 +44,7 @@ migrate: install ## Upgrade the database (DATABASE_URL, or the embedded SQLite) 
 test: install ## Run every test (needs PostgreSQL and Redis at 127.0.0.1 and /usr/bin/chromium)
 	FITBOARD_TEST_DATA_DIR=$${FITBOARD_TEST_DATA_DIR:-$(SHARED_DATA)} $(BIN)/pytest
 
-soak: install ## Opt-in soak: 200 tiny runs (GPUs 0/1/2, two launchers) on 2 workers x 2 fake GPUs (about 10 min)
+soak: install ## Opt-in soak: 200 tiny runs (GPUs 0/1/2, two launchers) on 2 workers x 2 fake GPUs (about 15 min on 2 cores)
 	FITBOARD_SOAK=1 FITBOARD_TEST_DATA_DIR=$${FITBOARD_TEST_DATA_DIR:-$(SHARED_DATA)} $(BIN)/pytest -s tests/e2e/test_soak.py
 
 lint: install ## ruff, mypy and the import contracts (lint-imports)
