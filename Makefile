@@ -14,7 +14,7 @@ export FITBOARD_CHROMIUM ?= /usr/bin/chromium
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install run api worker migrate test lint bench bench-recipes clean
+.PHONY: help install run api worker migrate test soak lint bench bench-recipes clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-9s %s\n", $$1, $$2}'
@@ -44,13 +44,16 @@ migrate: install ## Upgrade the database (DATABASE_URL, or the embedded SQLite) 
 test: install ## Run every test (needs PostgreSQL and Redis at 127.0.0.1 and /usr/bin/chromium)
 	FITBOARD_TEST_DATA_DIR=$${FITBOARD_TEST_DATA_DIR:-$(SHARED_DATA)} $(BIN)/pytest
 
+soak: install ## Opt-in soak: 200 tiny runs (GPUs 0/1/2, two launchers) on 2 workers x 2 fake GPUs (about 15 min on 2 cores)
+	FITBOARD_SOAK=1 FITBOARD_TEST_DATA_DIR=$${FITBOARD_TEST_DATA_DIR:-$(SHARED_DATA)} $(BIN)/pytest -s tests/e2e/test_soak.py
+
 lint: install ## ruff, mypy and the import contracts (lint-imports)
 	$(BIN)/ruff check backend worker tests bench migrations
 	$(BIN)/ruff format --check backend worker tests bench migrations
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: install ## Benchmarks: monitoring overhead (vs plain fit, TensorBoard, MLflow); runs page at 100k runs; run page at 1M points; a 1,000-trial sweep; SSE viewers of one live run; points ingested over HTTP; submit -> first batch, cold vs standby
+bench: install ## Benchmarks: monitoring overhead (vs plain fit, TensorBoard, MLflow); runs page at 100k runs; run page at 1M points; a 1,000-trial sweep; SSE viewers of one live run; points ingested over HTTP; the dispatcher at 10k queued runs; submit -> first batch, cold vs standby
 	$(BIN)/pip install --quiet -e '.[bench]'
 	FITBOARD_DATA_DIR=$${FITBOARD_DATA_DIR:-$(SHARED_DATA)} $(BIN)/python bench/overhead.py
 	$(BIN)/python bench/runs_page.py
@@ -58,6 +61,7 @@ bench: install ## Benchmarks: monitoring overhead (vs plain fit, TensorBoard, ML
 	$(BIN)/python bench/sweeps.py
 	$(BIN)/python bench/viewers.py
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/dispatch.py
 	FITBOARD_DATA_DIR=$${FITBOARD_DATA_DIR:-$(SHARED_DATA)} $(BIN)/python bench/startup.py
 
 bench-recipes: install ## Reproduce mnist-mlp and imdb-lstm on the full data (about 15 min on 2 cores)

@@ -6,12 +6,15 @@ run never waits behind a FIFO full of earlier ones.
 report for this API's queue (their concurrency less the runs they train, their GPUs less those
 held; less the messages already sent and not yet taken), reserves the next runs in order for
 it (stamping dispatched_at and the queue in the same transaction) and they are sent once that
-commits. It runs after a submit, a run's end, a requeue, a cancel and a worker's report
+commits. It reads the held runs in that order from SQL a page at a time
+(backend.runqueue.reads) and stops once the fleet is full or nothing left could fit. It runs
+after a submit, a run's end, a requeue, a cancel and a worker's report
 (``release_after_commit``), and every two seconds from the API's housekeeping.
 
 When no worker has ever reported for this queue (a worker from before the reports), every run
-is sent at once, as before: nothing stalls. A sweep's trials are held by its own scheduler
-(backend.sweeps.scheduler, max_concurrent) and count here once it sends them.
+is sent at once, as before: nothing stalls. A sweep's trials wait for their sweep first
+(backend.sweeps.scheduler admits up to max_concurrent of them); once admitted, they are ordered,
+booked and sent here like any run, so a big sweep takes its fair share and no more.
 """
 
 from __future__ import annotations
@@ -21,17 +24,18 @@ import zlib
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, event, func, or_, select, text, update
+from sqlalchemy import event, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from backend import dispatch
-from backend.broker import GPUS_SUFFIX, ON_WORKER, queue_for, worker_of_queue, worker_queue
+from backend.broker import queue_for, worker_of_queue, worker_queue
 from backend.config import get_settings
 from backend.db.base import utcnow
 from backend.db.session import get_engine, session_scope
 from backend.errors import Conflict, NotFound
+from backend.runqueue import reads
 from backend.runqueue.order import Fleet, Room, Waiting, ordered
-from backend.runs.models import Run, RunSource, RunStatus
+from backend.runs.models import Run, RunStatus
 from backend.spec.gpus import Demand, demand_of
 from backend.sweeps.models import Sweep
 from backend.workers import hosts
@@ -43,25 +47,12 @@ _RELEASE = "fitboard.release_queue"
 REPORTS_KEPT = timedelta(days=1)
 
 
-def _family(base: str) -> ColumnElement[bool]:
-    """Runs on ``base``, one of its GPU queues or one of its workers' own queues."""
-    return or_(
-        Run.queue == base,
-        Run.queue.startswith(base + GPUS_SUFFIX, autoescape=True),
-        Run.queue.startswith(base + ON_WORKER, autoescape=True),
-    )
-
-
 # what the queue reads of a spec: its resources only (not thousands of whole specs)
 _RESOURCES = Run.spec["resources"].label("resources")
 
 
 def _demand(resources: dict[str, Any] | None) -> Demand:
     return demand_of({"resources": resources})
-
-
-def _queued_worker_runs() -> list[ColumnElement[bool]]:
-    return [Run.status == RunStatus.queued.value, Run.source == RunSource.worker.value]
 
 
 def _aware(value: datetime) -> datetime:
@@ -121,22 +112,18 @@ def _in_flight_by_launcher(session: Session) -> dict[int | None, int]:
     """Runs per launcher running or sent to the broker (what fair share counts)."""
     rows = session.execute(
         select(Run.launched_by_id, func.count())
-        .where(
-            Run.source == RunSource.worker.value,
-            or_(
-                Run.status == RunStatus.running.value,
-                and_(Run.status == RunStatus.queued.value, Run.dispatched_at.is_not(None)),
-            ),
-        )
+        .where(reads.in_flight())
         .group_by(Run.launched_by_id)
     )
     return {launcher: int(n) for launcher, n in rows}
 
 
 def _held(session: Session, *, base: str | None) -> list[Waiting]:
-    """Queued runs not sent yet that the dispatcher may send (a sweep's wait for its sweep);
-    with ``base``, only that queue family's (and runs from before queues were stored)."""
-    where = [*_queued_worker_runs(), Run.dispatched_at.is_(None), Run.sweep_id.is_(None)]
+    """Queued runs not sent yet that the dispatcher may send (a sweep's trial once its sweep
+    let it go); with ``base``, only that queue family's (and runs from before queues were
+    stored). Read with plain columns on the session's connection: thousands of rows, each
+    costs microseconds."""
+    where = [*reads.queued_worker_runs(), Run.dispatched_at.is_(None), reads.dispatchable()]
     cols = (
         Run.id,
         Run.queue,
@@ -144,33 +131,30 @@ def _held(session: Session, *, base: str | None) -> list[Waiting]:
         Run.launched_by_id,
         Run.created_at,
         Run.moved_to_top_at,
-        _RESOURCES,
+        *reads.DEMAND_COLUMNS,
     )
-    stored = select(*cols).where(*where)
+    stored = select(*cols).where(*where).order_by(Run.created_at, Run.id)
     if base is not None:
-        stored = stored.where(or_(_family(base), Run.queue.is_(None)))
+        stored = stored.where(or_(reads.family(base), Run.queue.is_(None)))
     legacy_base = base or get_settings().queue
-    return [
-        Waiting(
-            int(i),
-            str(q) if q else queue_for({"resources": resources}, legacy_base),
-            str(p),
-            launcher,
-            created,
-            top,
-            _demand(resources),
-        )
-        for i, q, p, launcher, created, top, resources in session.execute(stored)
-    ]
+    held = []
+    for run_id, queue, priority, launcher, created, top, gpus, gpu_type, pool in (
+        session.connection().execute(stored).all()
+    ):
+        demand = reads.demand_of_columns(gpus, gpu_type, pool)
+        if not queue:  # a run from before queues were stored
+            queue = queue_for({"resources": {"gpus": demand.gpus}}, legacy_base)
+        held.append(Waiting(run_id, queue, priority, launcher, created, top, demand))
+    return held
 
 
 def _outstanding(session: Session, *, base: str) -> list[tuple[int, str, Demand]]:
     """Runs sent and not yet taken: (run id, queue, demand)."""
     return [
-        (int(run_id), str(queue), _demand(resources))
-        for run_id, queue, resources in session.execute(
-            select(Run.id, Run.queue, _RESOURCES).where(
-                *_queued_worker_runs(), Run.dispatched_at.is_not(None), _family(base)
+        (int(run_id), str(queue), reads.demand_of_columns(gpus, gpu_type, pool))
+        for run_id, queue, gpus, gpu_type, pool in session.connection().execute(
+            select(Run.id, Run.queue, *reads.DEMAND_COLUMNS).where(
+                *reads.queued_worker_runs(), Run.dispatched_at.is_not(None), reads.family(base)
             )
         )
     ]
@@ -210,8 +194,14 @@ def release(session: Session, *, base: str, lost_after_s: float) -> list[tuple[i
         fleet = fleet_room(session, workers=workers, lost_after_s=lost_after_s)
         online = {room.name for room in fleet.rooms}
         stranded = []
-        for run_id, queue, demand in _outstanding(session, base=base):
-            worker = worker_of_queue(queue, base, online)
+        sent = [
+            (run_id, worker_of_queue(queue, base, online), demand)
+            for run_id, queue, demand in _outstanding(session, base=base)
+        ]
+        # those booked on one worker first, then the most GPUs first: booked again in any
+        # order, a 2-GPU run could find its GPUs split and go uncounted (room sent twice)
+        sent.sort(key=lambda s: (s[1] is None, -s[2].min_gpus))
+        for run_id, worker, demand in sent:
             if worker == "":  # sent to a worker that is not online now
                 stranded.append(run_id)
             else:
@@ -220,20 +210,28 @@ def release(session: Session, *, base: str, lost_after_s: float) -> list[tuple[i
             _take_back(session, run_ids=stranded, base=base)
         if fleet.full():
             return []
-        order = ordered(_held(session, base=base), in_flight=_in_flight_by_launcher(session))
+        # read in the queue's order, a page at a time, until the fleet is full or nothing
+        # that is left could fit (asked once a page is read with room left)
+        kinds: set[Demand] | None = None
         blocked: set[Demand] = set()
-        for waiting in order:
-            if waiting.demand in blocked:
-                continue
-            worker = fleet.take(waiting.demand)
-            if worker is None:
-                blocked.add(waiting.demand)  # runs behind it that ask the same wait too
-                continue
-            # a run for a GPU type or a pool goes to the one worker booked for it
-            routed = worker_queue(base, worker) if waiting.demand.constrained else waiting.queue
-            picked.append((waiting, routed))
-            if fleet.full():
-                break
+        in_flight = _in_flight_by_launcher(session)
+        held = reads.held_in_order(session, base=base, in_flight=in_flight)
+        for seen, waiting in enumerate(held, start=1):
+            if waiting.demand not in blocked:
+                worker = fleet.take(waiting.demand)
+                if worker is None:
+                    blocked.add(waiting.demand)  # runs behind it that ask the same wait too
+                else:
+                    # a run for a GPU type or a pool goes to the one worker booked for it
+                    constrained = waiting.demand.constrained
+                    routed = worker_queue(base, worker) if constrained else waiting.queue
+                    picked.append((waiting, routed))
+                    if fleet.full():
+                        break
+            if blocked and seen % reads.PAGE == 0:
+                kinds = kinds if kinds is not None else reads.held_kinds(session, base=base)
+                if blocked >= kinds:
+                    break
     by_queue: dict[str, list[int]] = {}
     for waiting, queue in picked:
         by_queue.setdefault(queue, []).append(waiting.run_id)
@@ -352,8 +350,8 @@ def _plural(n: int, word: str) -> str:
 
 def listing(session: Session, *, lost_after_s: float, limit: int) -> dict[str, Any]:
     """Every queued run in the order it will start, with why it waits: first those already
-    sent to the workers, then those the dispatcher holds, then sweep trials waiting for a
-    slot of their sweep."""
+    sent to the workers, then those the dispatcher holds (sweep trials their sweep let go
+    among them), then sweep trials waiting for a slot of their sweep."""
     rows = session.execute(
         select(
             Run.id,
@@ -367,7 +365,9 @@ def listing(session: Session, *, lost_after_s: float, limit: int) -> dict[str, A
             Run.sweep_id,
             _RESOURCES,
         )
-        .where(*_queued_worker_runs(), or_(Run.dispatched_at.is_not(None), Run.sweep_id.is_(None)))
+        .where(
+            *reads.queued_worker_runs(), or_(Run.dispatched_at.is_not(None), reads.dispatchable())
+        )
         .order_by(Run.dispatched_at, Run.id)
     ).all()
     base = get_settings().queue
@@ -378,7 +378,7 @@ def listing(session: Session, *, lost_after_s: float, limit: int) -> dict[str, A
         select(Run.id, Run.name, Run.queue, Run.priority, Run.launched_by_id, Run.created_at)
         .add_columns(Run.sweep_id, _RESOURCES, Sweep.max_concurrent)
         .join(Sweep, Sweep.id == Run.sweep_id)
-        .where(*_queued_worker_runs(), Run.dispatched_at.is_(None))
+        .where(*reads.queued_worker_runs(), Run.dispatched_at.is_(None), Run.admitted_at.is_(None))
         .order_by(Run.sweep_id, Run.trial_number)
     ).all()
     total = len(sent) + len(held) + len(sweep_waiting)

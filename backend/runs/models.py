@@ -54,6 +54,8 @@ class Run(Base):
         ),
         CheckConstraint("priority IN ('low', 'normal', 'high')", name="priority_valid"),
         Index("ix_runs_status_id", "status", "id"),
+        # the dispatcher's counts: runs running, or queued and sent (migration 0013)
+        Index("ix_runs_status_dispatched_at", "status", "dispatched_at"),
         # the default page: newest first (and the before_id keyset cursor)
         Index("ix_runs_created_at_id", "created_at", "id"),
         Index("ix_runs_dataset", "dataset"),
@@ -101,6 +103,9 @@ class Run(Base):
     )
     trial_number: Mapped[int | None]
     trial_params: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # when its sweep let this trial go (max_concurrent): from then on the dispatcher orders and
+    # sends it like any run (None for a trial still waiting for its sweep, and for other runs)
+    admitted_at: Mapped[datetime | None]
     # the queue's order (backend.runqueue): priority first, then fair share between launchers,
     # then age; an admin's "move to top" puts a run before all the others (latest move first)
     priority: Mapped[str] = mapped_column(String(8), default="normal", server_default="normal")

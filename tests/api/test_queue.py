@@ -244,6 +244,119 @@ def test_a_sweep_gives_its_priority_to_its_trials(api: TestClient, queue: str) -
     api.post(f"/api/v1/sweeps/{sweep['id']}/cancel")
 
 
+def test_a_big_sweep_takes_its_fair_share_and_no_more(
+    api: TestClient, pg_url: str, queue: str
+) -> None:
+    """A sweep's trials wait in the queue like any run once their sweep lets them go: one
+    member's 50 trials do not starve a colleague's run at the same priority."""
+    worker = _worker(api)
+    name = f"w-{queue}@box"
+    _report(worker, name, queue, concurrency=1)
+    busy, colleague = _person(api, pg_url), _person(api, pg_url)
+    body = {
+        "name": "fifty",
+        "preset": "digits-mlp",
+        "space": {"fit.batch_size": {"int": [1, 50]}},
+        "strategy": "grid",
+        "objective": "val_accuracy",
+        "max_concurrent": 50,
+    }
+    created = busy.post("/api/v1/sweeps", json=body)
+    assert created.status_code == 201, created.text
+    sweep_id = created.json()["id"]
+    trials = [t["id"] for t in _listed_trials(api, sweep_id)]
+    assert len(trials) == 50
+    assert _sent(trials) == {trials[0]}, "one free slot: one trial sent, 49 wait in SQL"
+    claimed = worker.post(f"/api/v1/worker/runs/{trials[0]}/claim", json={"host": name})
+    assert claimed.status_code == 200, claimed.text
+    single = _submit(colleague, "my one run")
+    assert _sent([single]) == set(), "no room yet"
+    listed = {i["run_id"]: i for i in api.get("/api/v1/queue").json()["items"]}
+    assert listed[single]["position"] < listed[trials[1]]["position"], "fair share"
+
+    # room for one more: the colleague's run goes before the sweep's next trial
+    _report(worker, name, queue, concurrency=2)
+    assert _sent([single, *trials[1:]]) == {single}
+    # the trial ends: the launcher with fewer runs in flight is the sweep's now
+    ended = worker.post(
+        f"/api/v1/worker/runs/{trials[0]}/finish", json={"attempt": 1, "status": "succeeded"}
+    )
+    assert ended.status_code == 200, ended.text
+    assert _sent(trials[1:]) == {trials[1]}
+    assert api.post(f"/api/v1/sweeps/{sweep_id}/cancel").status_code == 200
+    api.post(f"/api/v1/runs/{single}/cancel")
+    _silence(name)
+
+
+def test_a_sweep_still_caps_its_trials_in_flight(api: TestClient, queue: str) -> None:
+    worker = _worker(api)
+    name = f"w-{queue}@box"
+    _report(worker, name, queue, concurrency=4, gpus=2)
+    body = {
+        "name": "capped",
+        "preset": "digits-mlp",
+        "overrides": {"resources": {"gpus": 1}},
+        "space": {"fit.batch_size": {"int": [1, 5]}},
+        "strategy": "grid",
+        "objective": "val_accuracy",
+        "max_concurrent": 3,
+    }
+    created = api.post("/api/v1/sweeps", json=body)
+    assert created.status_code == 201, created.text
+    sweep_id = created.json()["id"]
+    trials = [t["id"] for t in _listed_trials(api, sweep_id)]
+    # the sweep lets three go; the dispatcher books GPUs: 2 free, 1 a trial, so two are sent
+    assert _sent(trials) == set(trials[:2])
+    sweep_once()
+    assert _sent(trials) == set(trials[:2]), "no over-dispatch from the housekeeping"
+    listed = {i["run_id"]: i for i in api.get("/api/v1/queue").json()["items"]}
+    assert listed[trials[2]]["waiting"].startswith("behind ")
+    assert listed[trials[3]]["waiting"].startswith("waiting for a slot of sweep")
+    assert api.post(f"/api/v1/sweeps/{sweep_id}/cancel").status_code == 200
+    _silence(name)  # the next modules' tests see no worker of this one online
+
+
+def test_the_dispatcher_reads_the_queue_in_the_order_it_shows(
+    api: TestClient, pg_url: str, queue: str
+) -> None:
+    """The dispatcher reads the held runs in SQL, a page at a time (runqueue.reads); that
+    order is order.ordered's, which GET /api/v1/queue shows."""
+    from backend.runqueue import reads
+    from backend.runqueue import service as runqueue
+    from backend.runqueue.order import ordered
+
+    worker = _worker(api)
+    name = f"w-{queue}@box"
+    _report(worker, name, queue, concurrency=1)
+    blocker = _submit(api, "in flight: the admin's fair share counts it")
+    busy, colleague = _person(api, pg_url), _person(api, pg_url)
+    mine = [blocker]
+    for n in range(5):
+        mine.append(_submit(busy, f"busy {n}", overrides={"resources": {"gpus": n % 3}}))
+    mine += [_submit(colleague, f"colleague {n}") for n in range(2)]
+    mine += [_submit(colleague, "urgent", priority="high"), _submit(api, "later", priority="low")]
+    mine += [_submit(api, "mine"), _submit(busy, "busy, low", priority="low")]
+    assert api.post(f"/api/v1/runs/{mine[3]}/move-to-top").status_code == 200
+    assert api.post(f"/api/v1/runs/{mine[-1]}/move-to-top").status_code == 200
+    with session_scope() as session:
+        flying = runqueue._in_flight_by_launcher(session)
+        in_sql = [
+            w.run_id for w in reads.held_in_order(session, base=queue, in_flight=flying, page=3)
+        ]
+        held = runqueue._held(session, base=queue)
+        assert in_sql == [w.run_id for w in ordered(held, in_flight=flying)]
+    assert set(in_sql) >= set(mine[1:]) and blocker not in in_sql
+    assert in_sql[:2] == [mine[-1], mine[3]], "moved to the top: the latest move first"
+    for run_id in mine:
+        api.post(f"/api/v1/runs/{run_id}/cancel")
+    _silence(name)
+
+
+def _listed_trials(api: TestClient, sweep_id: int) -> list[dict[str, Any]]:
+    page = api.get("/api/v1/runs", params={"sweep": sweep_id, "limit": 200}).json()
+    return sorted(page["items"], key=lambda t: t["id"])
+
+
 def _queue_of(run_id: int) -> str | None:
     with session_scope() as session:
         return session.get(Run, run_id).queue  # type: ignore[union-attr]
