@@ -57,6 +57,25 @@ def pg_url() -> str:
     return TEST_DATABASE_URL
 
 
+def fresh_database(pg_url: str, suffix: str) -> str:
+    """A database beside the test one (its name + suffix), made empty and migrated to head:
+    for a stack whose housekeeping must see no other test's runs or APIs."""
+    from sqlalchemy.engine import make_url
+
+    from backend.db.migrate import upgrade
+
+    url = make_url(pg_url)
+    fresh = url.set(database=f"{url.database}_{suffix}")
+    server = create_engine(url, isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{fresh.database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{fresh.database}"'))
+    server.dispose()
+    rendered = fresh.render_as_string(hide_password=False)
+    upgrade(rendered)
+    return rendered
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     redis.Redis.from_url(TEST_REDIS_URL).flushdb()

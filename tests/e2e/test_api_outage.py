@@ -16,7 +16,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Identity, free_port, start_api, start_worker, stop_process, wait_http
+from tests.conftest import (
+    create_identity,
+    free_port,
+    fresh_database,
+    start_api,
+    start_worker,
+    stop_process,
+    wait_http,
+)
 from tests.e2e.helpers import TOKENS, submit, wait_status
 from tests.proxy import CuttableProxy
 
@@ -39,9 +47,12 @@ def cut(
     pg_url: str,
     redis_url: str,
     data_dir: Path,
-    admin: Identity,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Cut]:
+    # a database of its own: no other test's API (the session's live stack) judges this run's
+    # heartbeats while the proxy is cut
+    pg_url = fresh_database(pg_url, "api_outage")
+    admin = create_identity(pg_url, "outage-admin")
     root = tmp_path_factory.mktemp("api-outage")
     env = {
         **os.environ,

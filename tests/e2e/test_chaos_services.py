@@ -29,7 +29,9 @@ import redis
 from backend import dispatch
 from tests.conftest import (
     Identity,
+    create_identity,
     free_port,
+    fresh_database,
     start_api,
     start_worker,
     stop_process,
@@ -102,15 +104,28 @@ def _ours(stack: Stack, worker: dict[str, Any]) -> bool:
     return bool(worker["queue"] == stack.env["FITBOARD_QUEUE"])
 
 
+@pytest.fixture(scope="module")
+def own_db(pg_url: str) -> str:
+    """A database of these tests' own: no other test's API (the session's live stack) does
+    housekeeping on these runs, and no other test's runs count in health's queue."""
+    return fresh_database(pg_url, "chaos_services")
+
+
+@pytest.fixture(scope="module")
+def own_admin(own_db: str) -> Identity:
+    return create_identity(own_db, "chaos-admin")
+
+
 @pytest.fixture
 def stack(
-    pg_url: str,
+    own_db: str,
     redis_url: str,
     data_dir: Path,
-    admin: Identity,
+    own_admin: Identity,
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> Iterator[Stack]:
+    pg_url, admin = own_db, own_admin
     logs = tmp_path / "logs"
     logs.mkdir()
     port = free_port()

@@ -16,10 +16,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from tests.conftest import Identity, create_identity
+from tests.conftest import Identity, create_identity, fresh_database
 
 EXAMPLES = int(os.environ.get("FITBOARD_FUZZ_EXAMPLES", "10"))
 # what the stage promises: no 5xx, every status code documented, every response (and its
@@ -36,18 +34,7 @@ CHECKS = [
 @pytest.fixture(scope="module")
 def fuzz_db(pg_url: str) -> str:
     """A fresh database beside the test one, migrated to head."""
-    from backend.db.migrate import upgrade
-
-    url = make_url(pg_url)
-    fuzz_url = url.set(database=f"{url.database}_fuzz")
-    server = create_engine(url, isolation_level="AUTOCOMMIT")
-    with server.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{fuzz_url.database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{fuzz_url.database}"'))
-    server.dispose()
-    rendered = fuzz_url.render_as_string(hide_password=False)
-    upgrade(rendered)
-    return rendered
+    return fresh_database(pg_url, "fuzz")
 
 
 @pytest.fixture(scope="module")
