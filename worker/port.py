@@ -206,6 +206,8 @@ class PortSink:
         try:
             if self.port.write(uid, points, events):
                 self._watch.cancelled.set()
+            # the batch's answer said whether a cancel was asked: no separate check is due
+            self._next_check = time.monotonic() + self.CANCEL_CHECK_S
         except Superseded as exc:
             log.error("run=%s event=superseded: %s; this training process stops", self.run_id, exc)
             logging.shutdown()

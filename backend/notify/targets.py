@@ -14,10 +14,7 @@ import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from backend.config import parse_networks
-
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-__all__ = ["Refused", "check_address", "check_url", "parse_networks"]
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
