@@ -72,6 +72,7 @@ class HttpPort:
         self.attempt = attempt
         self.log_offset = 0
         self.claimed_spec: dict[str, Any] = {}
+        self.watched = False  # the last batch's answer: someone watches the run live
         self._client = httpx.Client(
             base_url=url.rstrip("/"),
             headers={"Authorization": f"Bearer {token}"},
@@ -220,7 +221,9 @@ class HttpPort:
             # would hold every later point back
             log.error("run=%s event=batch_refused uid=%s %s", self.run_id, uid, exc)
             return False
-        return bool(response.json()["cancel_requested"])
+        answer = response.json()
+        self.watched = bool(answer.get("watched", False))
+        return bool(answer["cancel_requested"])
 
     def cancel_requested(self) -> bool:
         try:

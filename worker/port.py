@@ -213,6 +213,11 @@ class PortSink:
             logging.shutdown()
             os._exit(SUPERSEDED_EXIT_CODE)
 
+    @property
+    def watched(self) -> bool:
+        """The port's last answer said someone watches the run live."""
+        return bool(getattr(self.port, "watched", False))
+
     def cancel_requested(self) -> bool:
         self._watch.start()
         if self._watch.cancelled.is_set():

@@ -91,6 +91,8 @@ class ExternalSink:
         self.points_sent = 0
         # set when the API refused a post for good: later batches are dropped
         self.refused: FitboardError | None = None
+        # the last answer said someone watches the run live
+        self.watched = False
         self._create = create
         self._cancel = False
         self._last_post = time.monotonic()
@@ -132,6 +134,7 @@ class ExternalSink:
             return
         self._last_post = time.monotonic()
         self.points_sent += len(points)
+        self.watched = bool(answer.get("watched"))  # the flusher writes more often then
         if answer.get("cancel_requested"):
             self._cancel = True
 
@@ -197,6 +200,7 @@ class FitboardCallback(StreamingCallback):
             self.flusher.cancel_event,
             every_n_batches=every_n_batches,
             record_lr=False,
+            wake=self.flusher.wake,
         )
         self._started = False
         self._hooked = False

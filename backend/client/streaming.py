@@ -1,9 +1,13 @@
 """Stream metrics out of fit() without slowing or breaking it: the one streaming core.
 
-The Keras callback only appends to a deque. A daemon thread (the flusher) drains it every
-``flush_interval_s`` into batches with a stable uid and writes them through a Sink; a failed
-batch is retried with the same uid (the store is idempotent per uid and per key/step) while new
-points queue up behind it, so an outage costs neither a point nor a duplicate.
+The Keras callback only appends to a deque (and, when the deque was empty, wakes the flusher).
+A daemon thread (the flusher) drains it into batches with a stable uid and writes them through
+a Sink, one write at a time on an adaptive interval: after a quiet spell the first point is
+written at once; under load points coalesce, at most ``flush_interval_s`` apart, and while
+someone watches the run live (the sink says so) the writes come as often as the store keeps
+up with (a few times its write time, at least ``LIVE_GAP_S`` apart). A failed batch is retried
+with the same uid (the store is idempotent per uid and per key/step) while new points queue up
+behind it, so an outage costs neither a point nor a duplicate.
 Pure (keras and the standard library): a managed run's Sink is worker.port.PortSink (the worker
 protocol over HTTP); FitboardCallback's is backend.client.keras.ExternalSink (the public API).
 """
@@ -29,6 +33,9 @@ log = logging.getLogger(__name__)
 
 # queue item tags: (tag, step, logs, wall_time, lr) or (EVENT, kind, data, uid)
 BATCH, EPOCH, EVENT, OTHER = 0, 1, 2, 3
+# while watched live: writes at least this far apart, and this many times the last write's time
+LIVE_GAP_S = 0.05
+LIVE_GAP_FACTOR = 4.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,11 @@ class Sink(Protocol):
         """Whether someone asked this run to stop."""
 
 
+def watched(sink: Sink) -> bool:
+    """Whether the store said someone watches the run live (a sink may have a ``watched``)."""
+    return bool(getattr(sink, "watched", False))
+
+
 class StreamingCallback(keras.callbacks.Callback):
     """Enqueues batch and epoch metrics; stops training when the cancel event is set."""
 
@@ -61,9 +73,11 @@ class StreamingCallback(keras.callbacks.Callback):
         batch_size: int | None = None,
         train_samples: int | None = None,
         record_lr: bool = True,
+        wake: threading.Event | None = None,
     ) -> None:
         super().__init__()
         self._queue = queue
+        self._wake = wake
         self._record_lr = record_lr
         self._cancel = cancel
         self._every = max(1, int(every_n_batches))
@@ -106,12 +120,16 @@ class StreamingCallback(keras.callbacks.Callback):
             lr = self._lr if self._schedule is None else _ScheduledRate(self._schedule, step - 1)
             # logs is a fresh dict of floats from Keras' CallbackList: keep it, convert later
             self._queue.append((BATCH, step, logs, time.time(), lr))
+            if self._wake is not None and len(self._queue) == 1:
+                self._wake.set()  # the flusher was idle: this point may go out at once
         if self._cancel.is_set():
             self.stopped_by_cancel = True
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._queue.append((EPOCH, epoch + 1, dict(logs or {}), time.time(), self._lr))
+        if self._wake is not None:
+            self._wake.set()
         if self._cancel.is_set():
             self.stopped_by_cancel = True
             self.model.stop_training = True
@@ -173,25 +191,39 @@ class MetricFlusher:
         self._retry_at = 0.0
         self._backoff = backoff_s[0]
         self._next_cancel_poll = 0.0
-        self._wake = threading.Event()
+        self._wake = threading.Event()  # set by new data after a quiet spell, and by close()
+        self._stop = threading.Event()  # set by close(): cuts a coalescing wait short
+        self._last_write = -math.inf
+        self._write_s = 0.0  # how long the last successful write took
         self._closing = False
         self._deadline = math.inf
         self._thread = threading.Thread(
             target=self._run, name=f"metric-flusher-{run_id}", daemon=True
         )
 
+    @property
+    def wake(self) -> threading.Event:
+        """What a callback sets when it queues data into an empty queue."""
+        return self._wake
+
     def callback(self, *, every_n_batches: int = 1, **kwargs: Any) -> StreamingCallback:
         return StreamingCallback(
-            self.queue, self.cancel_event, every_n_batches=every_n_batches, **kwargs
+            self.queue,
+            self.cancel_event,
+            every_n_batches=every_n_batches,
+            wake=self._wake,
+            **kwargs,
         )
 
     def event(self, kind: str, data: dict[str, Any], *, uid: str | None = None) -> None:
         """Send a non-metric event through the same ordered, retried path."""
         self.queue.append((EVENT, kind, data, uid or f"{self.token}-{kind}-{uuid.uuid4().hex[:8]}"))
+        self._wake.set()
 
     def points(self, step: int, values: dict[str, float], wall_time: float) -> None:
         """Queue points of other series at ``step`` (e.g. sys/*: step is seconds); any thread."""
         self.queue.append((OTHER, step, values, wall_time, None))
+        self._wake.set()
 
     def start(self) -> MetricFlusher:
         self._thread.start()
@@ -206,6 +238,7 @@ class MetricFlusher:
         """Write everything queued (retrying while the store is down), stop; True if all written."""
         self._deadline = time.monotonic() + timeout
         self._closing = True
+        self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout + 1.0)
@@ -223,12 +256,27 @@ class MetricFlusher:
 
     # --- the flusher thread ------------------------------------------------------------------
 
+    @property
+    def gap_s(self) -> float:
+        """The least time between two writes now: short while someone watches the run live
+        (a few times what the last write took), ``flush_interval_s`` otherwise."""
+        if not watched(self.sink):
+            return self.flush_interval_s
+        return min(self.flush_interval_s, max(LIVE_GAP_S, LIVE_GAP_FACTOR * self._write_s))
+
     def _run(self) -> None:
         while not self._closing:
-            self._wake.wait(self.flush_interval_s)
+            if not self.queue:  # idle: until new data (or the next cancel check) is due
+                self._wake.wait(min(self.flush_interval_s, self.cancel_poll_s))
+            self._wake.clear()
             if self._closing:
                 break
-            self._safely(self._flush_available)
+            # coalesce: what arrives until the gap since the last write has passed goes along
+            # (and after a failed write, nothing is tried before its retry time)
+            delay = max(self._last_write + self.gap_s, self._retry_at) - time.monotonic()
+            if delay > 0 and self._stop.wait(delay):
+                break
+            self._safely(self._flush_one)
             self._safely(self._poll_cancel)
         self._drain_until_deadline()
 
@@ -247,6 +295,21 @@ class MetricFlusher:
             step()
         except Exception:  # a bug here must never reach training; keep the thread alive
             log.exception("run=%s event=flusher_error", self.run_id)
+
+    def _flush_one(self) -> None:
+        """One write per tick: the pending batch or the next one; a full batch (a backlog after
+        an outage) lets the next one follow without a gap."""
+        if time.monotonic() < self._retry_at:
+            return
+        if self._pending is None:
+            self._pending = self._next_batch()
+            if self._pending is None:
+                return
+        full = len(self._pending.points) >= self.max_batch_points
+        if self._write(self._pending):
+            self._pending = None
+            if full:
+                self._last_write = -math.inf
 
     def _flush_available(self) -> None:
         """Write the pending batch, then new batches, until the queue is empty or a write fails."""
@@ -277,6 +340,7 @@ class MetricFlusher:
         return _Batch(uid=f"{self.token}-{self._seq}", points=points, events=events)
 
     def _write(self, batch: _Batch) -> bool:
+        started = time.monotonic()
         try:
             self.sink.write(batch.uid, batch.points, batch.events)
         except Exception as exc:
@@ -293,6 +357,8 @@ class MetricFlusher:
             self._retry_at = time.monotonic() + self._backoff
             self._backoff = min(self._backoff * 2, self.backoff_s[1])
             return False
+        self._last_write = time.monotonic()
+        self._write_s = self._last_write - started
         self.points_written += len(batch.points)
         self.batches_written += 1
         if self._outage_since is not None:

@@ -27,6 +27,15 @@ def insert_ignore(session: Session, table: Table, rows: Sequence[dict[str, Any]]
     return int(session.execute(stmt, list(rows)).rowcount or 0)  # type: ignore[attr-defined]
 
 
+def insert_ignore_returning(
+    session: Session, table: Table, row: dict[str, Any], column: Any
+) -> Any | None:
+    """Insert one row unless it collides with a unique constraint; ``column``'s value of the
+    new row, None when nothing was inserted."""
+    stmt = _insert(session, table).values(**row).on_conflict_do_nothing().returning(column)
+    return session.execute(stmt).scalar_one_or_none()
+
+
 def upsert(
     session: Session,
     table: Table,

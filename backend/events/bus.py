@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import OrderedDict
+from collections.abc import Sequence
 from functools import lru_cache
+from typing import NamedTuple
 
 import redis
 from redis.connection import parse_url
@@ -16,6 +19,39 @@ from redis.connection import parse_url
 from backend.config import get_settings
 
 log = logging.getLogger(__name__)
+
+# an event larger than this goes out as a bare "new" (its feeds read it from SQL)
+MAX_PUBLISHED_BYTES = 256 * 1024
+_RECEIVERS_KEPT = 10_000
+
+
+class Published(NamedTuple):
+    """A committed event as its live viewers get it: its id, the run's event before it (0: none),
+    its kind and its SSE text."""
+
+    id: int
+    prev: int
+    kind: str
+    sse: str
+
+    def message(self) -> str:
+        return f"{self.id} {self.prev} {self.kind}\n{self.sse}"
+
+    @classmethod
+    def parse(cls, message: str) -> Published | None:
+        """The event in a message; None for a bare notification ("new")."""
+        head, newline, sse = message.partition("\n")
+        parts = head.split(" ", 2)
+        if not newline or len(parts) != 3:
+            return None
+        try:
+            return cls(int(parts[0]), int(parts[1]), parts[2], sse)
+        except ValueError:
+            return None
+
+
+# how many subscribers (API processes with live viewers) the run's last message reached
+_receivers: OrderedDict[int, int] = OrderedDict()
 
 
 @lru_cache
@@ -41,20 +77,38 @@ def _client(url: str, pid: int) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
 
 
-def _publish(run_id: int, channel_name: str, message: str) -> bool:
+def _publish(run_id: int, channel_name: str, message: str) -> int | None:
+    """How many subscribers got the message; None (and a debug log) when Redis is away."""
     try:
-        _client(get_settings().redis_url, os.getpid()).publish(channel_name, message)
-        return True
+        return int(_client(get_settings().redis_url, os.getpid()).publish(channel_name, message))
     except redis.RedisError as exc:
         log.debug("run %s: could not publish on %s: %s", run_id, channel_name, exc)
-        return False
+        return None
 
 
-def notify(run_id: int) -> bool:
-    """Tell live viewers a run has new events; False (and a debug log) when Redis is away."""
-    return _publish(run_id, channel(run_id), "new")
+def notify(run_id: int, events: Sequence[Published] = ()) -> bool:
+    """Tell live viewers a run has new events, each whole when given (else a bare "new": the
+    feeds read SQL); False (and a debug log) when Redis is away."""
+    fitting = [e.message() for e in events if len(e.sse) <= MAX_PUBLISHED_BYTES]
+    # none given, or one too large to send: the feeds read SQL
+    messages = fitting if events and len(fitting) == len(events) else [*fitting, "new"]
+    reached: int | None = 0
+    for message in messages:
+        reached = _publish(run_id, channel(run_id), message)
+        if reached is None:
+            return False
+    _receivers[run_id] = reached or 0
+    _receivers.move_to_end(run_id)
+    while len(_receivers) > _RECEIVERS_KEPT:
+        _receivers.popitem(last=False)
+    return True
+
+
+def watched(run_id: int) -> bool:
+    """Whether the run's last notification reached a live viewer's API process."""
+    return _receivers.get(run_id, 0) > 0
 
 
 def publish_cancel(run_id: int) -> bool:
     """Tell the run's training process to stop now (it also checks SQL, more slowly)."""
-    return _publish(run_id, cancel_channel(run_id), "cancel")
+    return _publish(run_id, cancel_channel(run_id), "cancel") is not None

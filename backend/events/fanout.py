@@ -1,11 +1,13 @@
 """Live events fanned out once per run per API process.
 
 However many browsers watch a run, this process holds one Redis subscription for all runs (one
-pub/sub connection), and one feed per watched run that reads each new batch of events from SQL
-once and keeps the latest of them in memory. Every viewer of the run is served from that
-buffer; SQL is read for a viewer only to catch up (a Last-Event-ID older than the buffer, or a
-viewer that fell behind it). A viewer that stops reading holds up nobody: the feed never waits
-for a viewer, it only wakes them.
+pub/sub connection), and one feed per watched run that keeps the latest of its events in memory.
+A committed event arrives whole on the subscription (backend.events.bus.Published): the feed
+appends it when it follows the feed's last event, and otherwise (a gap: a lost or crossed
+message, a bare "new") reads the new events from SQL once. Every viewer of the run is served
+from that buffer; SQL is read for a viewer only to catch up (a Last-Event-ID older than the
+buffer, or a viewer that fell behind it). A viewer that stops reading holds up nobody: the
+feed never waits for a viewer, it only wakes them.
 
 Without Redis the feeds poll SQL every second (still one read per run, however many viewers),
 the health endpoint says so, and the hub reconnects on its own.
@@ -23,7 +25,6 @@ from typing import Any
 import redis.asyncio as aioredis
 from starlette.concurrency import run_in_threadpool
 
-from backend import jsonpolicy
 from backend.config import get_settings
 from backend.db.session import session_scope
 from backend.errors import NotFound
@@ -62,10 +63,7 @@ def read(run_id: int, after_id: int) -> Chunk:
         except NotFound:  # deleted while watched: nothing more will come
             return Chunk([], after_id, True, False)
         rows = events.after(session, run_id=run_id, after_id=after_id, limit=BATCH)
-        lines = [
-            (e.id, f"id: {e.id}\nevent: {e.kind}\ndata: {jsonpolicy.dumps(e.data)}\n\n")
-            for e in rows
-        ]
+        lines = [(e.id, events.sse_text(e.id, e.kind, e.data)) for e in rows]
     last = lines[-1][0] if lines else after_id
     return Chunk(lines, last, finished and len(rows) < BATCH, len(rows) == BATCH)
 
@@ -86,17 +84,38 @@ class Feed:
     task: asyncio.Task[None] | None = None
 
     def since(self, after_id: int) -> list[tuple[int, str]] | None:
-        """Buffered events after ``after_id``; None when the buffer no longer covers it."""
+        """Buffered events after ``after_id``; None when the buffer no longer covers it.
+        Read from the newest back: a viewer that keeps up costs only what it has not seen."""
         if after_id < self.floor:
             return None
-        return [line for line in self.lines if line[0] > after_id]
+        newer: list[tuple[int, str]] = []
+        for line in reversed(self.lines):
+            if line[0] <= after_id:
+                break
+            newer.append(line)
+        newer.reverse()
+        return newer
 
     def _append(self, lines: list[tuple[int, str]]) -> None:
         for line in lines:
+            if line[0] <= self.last_id:  # already here (published and read from SQL both)
+                continue
             if len(self.lines) == self.lines.maxlen:
                 self.floor = self.lines[0][0]  # dropped: a viewer before it reads SQL
             self.lines.append(line)
-        self.last_id = lines[-1][0]
+            self.last_id = line[0]
+
+    async def offer(self, event: bus.Published) -> bool:
+        """Append a published event that follows the last one (True); False on a gap, which
+        only SQL can fill. Any kind but metrics may end the run: the pump reads its state."""
+        if event.id <= self.last_id:
+            return True
+        if event.prev != self.last_id:
+            return False
+        async with self.changed:
+            self._append([(event.id, event.sse)])
+            self.changed.notify_all()
+        return event.kind == "metrics"
 
     async def pump(self, hub: Hub) -> None:
         """Read new events once per notification (or poll), wake every viewer; until the run
@@ -226,8 +245,14 @@ class Hub:
                     name = message["channel"]
                     name = name.decode() if isinstance(name, bytes) else str(name)
                     feed = self.feeds.get(_run_of(name))
-                    if feed is not None:
-                        feed.wake.set()
+                    if feed is None:
+                        continue
+                    data = message["data"]
+                    event = bus.Published.parse(
+                        data.decode() if isinstance(data, bytes) else str(data)
+                    )
+                    if event is None or not await feed.offer(event):
+                        feed.wake.set()  # the pump reads SQL
             except asyncio.CancelledError:
                 raise
             except (aioredis.RedisError, OSError) as exc:

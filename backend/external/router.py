@@ -13,6 +13,7 @@ from backend.api.deps import SessionDep
 from backend.api.errors import error_responses
 from backend.bounds import MAX_INT32, Id
 from backend.errors import InvalidInput
+from backend.events import bus
 from backend.events import service as events
 from backend.external import service as external
 from backend.external.schemas import (
@@ -109,7 +110,9 @@ def post_points(
         )
         session.commit()  # before the answer: the worker acts on it at once
         cancel = protocol.cancel_requested(session, run_id=run_id)
-        return PointsAccepted(run_id=run_id, points=len(points), cancel_requested=cancel)
+        return PointsAccepted(
+            run_id=run_id, points=len(points), cancel_requested=cancel, watched=bus.watched(run_id)
+        )
     for index, event in enumerate(body.events):
         refused = reserved_kind_error(event.kind)
         if refused is not None:
@@ -124,7 +127,9 @@ def post_points(
         batch_events=batch_events,
     )
     session.commit()
-    return PointsAccepted(run_id=run_id, points=len(points), cancel_requested=cancel)
+    return PointsAccepted(
+        run_id=run_id, points=len(points), cancel_requested=cancel, watched=bus.watched(run_id)
+    )
 
 
 @router.post(

@@ -218,6 +218,12 @@ class PointsAccepted(BaseModel):
     run_id: int
     points: int = Field(description="Points in this post (a repeated point is stored once).")
     cancel_requested: bool = Field(description="Someone asked this run to stop.")
+    watched: bool = Field(
+        default=False,
+        description="Someone watches this run live: a sender may post more often (the "
+        "training process then writes every few tens of milliseconds instead of every "
+        "FITBOARD_FLUSH_INTERVAL_S).",
+    )
 
 
 class EvaluationIn(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -15,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from backend.client.streaming import Event, MetricFlusher
+from backend.client.streaming import LIVE_GAP_S, Event, MetricFlusher
 from backend.db.session import session_scope
 from backend.events.models import RunEvent
 from backend.metrics.models import MetricPoint
@@ -350,3 +351,63 @@ class _StopAfterRestore(keras.callbacks.Callback):
             self.extra -= 1
             if self.extra <= 0:
                 self.model.stop_training = True
+
+
+class WatchedSink(MemorySink):
+    """A store that answers whether someone watches the run live, and notes when it wrote."""
+
+    def __init__(self, watched: bool) -> None:
+        super().__init__()
+        self.watched = watched
+        self.written_at: list[float] = []
+
+    def write(self, uid: str, points: Sequence[Point], events: Sequence[Event]) -> None:
+        super().write(uid, points, events)
+        self.written_at.append(time.monotonic())
+
+
+def _feed(flusher: MetricFlusher, seconds: float, every_s: float = 0.005) -> int:
+    """Queue a point every ``every_s`` for ``seconds``, as a training loop would."""
+    step = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        step += 1
+        flusher.points(step, {"loss": 1.0 / step}, time.time())
+        time.sleep(every_s)
+    return step
+
+
+def test_after_a_quiet_spell_the_first_point_is_written_at_once() -> None:
+    sink = WatchedSink(watched=False)
+    flusher = MetricFlusher(sink, run_id=None, flush_interval_s=30.0).start()
+    try:
+        time.sleep(0.3)  # quiet: nothing to write
+        queued = time.monotonic()
+        flusher.points(1, {"loss": 1.0}, time.time())
+        deadline = time.monotonic() + 10
+        while not sink.written_at and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sink.written_at, "not written"
+        # far sooner than the 30 s interval: the queue woke the flusher
+        assert sink.written_at[0] - queued < 5.0
+    finally:
+        assert flusher.close(timeout=10)
+
+
+@pytest.mark.parametrize("watched", [False, True])
+def test_under_load_points_coalesce_one_write_per_gap(watched: bool) -> None:
+    sink = WatchedSink(watched=watched)
+    flusher = MetricFlusher(sink, run_id=None, flush_interval_s=0.5).start()
+    sent = _feed(flusher, 2.0)
+    assert flusher.close(timeout=10)
+    assert len(sink.points) == sent, "every point, once"
+    gaps = [b - a for a, b in itertools.pairwise(sink.written_at)]
+    # one write per gap, never a burst of writes draining the queue point by point
+    assert len(sink.written_at) <= 2.0 / LIVE_GAP_S + 2 < sent
+    smallest = min(gaps[:-1])  # the last write is close()'s
+    if watched:  # someone watches: writes come every few tens of ms (4x a write, >= 50 ms)
+        assert smallest >= 0.04
+        assert len(sink.written_at) >= 8, "a watched run writes more often than every 0.5 s"
+    else:
+        assert smallest >= 0.45
+        assert len(sink.written_at) <= 7
