@@ -12,23 +12,28 @@ time); N viewers hold /api/v1/runs/{id}/stream open. For each N, side by side in
 
     .venv/bin/python bench/viewers.py --viewers 10,100,1000 --seconds 20
 
-Viewers and the poster run in this one process (asyncio + httpx), so on a small machine they
-compete with the API for the same cores: the numbers are an upper bound of what a browser sees.
+The viewers run in VIEWER_PROCESSES processes of their own, each on bare sockets (as light as a
+browser's EventSource, unlike an HTTP library), the poster in this one; on a small machine they
+all still share the API's cores, so the numbers are an upper bound of what browsers elsewhere
+see.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import multiprocessing
 import os
 import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
+import orjson
 
 BENCH_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/fitboard_bench_viewers"
 BENCH_REDIS = "redis://127.0.0.1:6379/14"
@@ -36,6 +41,7 @@ GOAL_DELIVERY_P99_MS = 250.0
 GOAL_RUNS_P95_MS = 100.0
 BATCH_EVERY_S = 0.1
 POINTS_PER_BATCH = 10
+VIEWER_PROCESSES = 4
 
 
 @dataclass
@@ -53,32 +59,57 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def _watch(
-    client: httpx.AsyncClient, run_id: int, viewer: Viewer, stop: asyncio.Event
-) -> None:
+async def _watch(host: str, port: int, token: str, run_id: int, viewer: Viewer, ready: Any) -> None:
+    """One SSE viewer on a bare socket (HTTP/1.1, chunked): a browser's work, not httpx's."""
     try:
-        async with client.stream("GET", f"/api/v1/runs/{run_id}/stream", params={"after": 0}) as r:
-            viewer.connected = r.status_code == 200
-            fields: dict[str, str] = {}
-            async for line in r.aiter_lines():
-                if stop.is_set():
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(
+            f"GET /api/v1/runs/{run_id}/stream?after=0 HTTP/1.1\r\nHost: {host}\r\n"
+            f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n".encode()
+        )
+        status = await reader.readline()
+        viewer.connected = b" 200 " in status
+        while (await reader.readline()) not in (b"\r\n", b""):
+            pass  # headers
+        with ready.get_lock():
+            ready.value += 1
+        text = b""
+        while True:
+            size = int((await reader.readline()).strip() or b"0", 16)
+            if size == 0:
+                return
+            text += (await reader.readexactly(size + 2))[:-2]
+            while b"\n\n" in text:
+                block, text = text.split(b"\n\n", 1)
+                fields = dict(line.split(b": ", 1) for line in block.split(b"\n") if b": " in line)
+                kind = fields.get(b"event")
+                if kind == b"end":
                     return
-                if line:
-                    name, _, value = line.partition(": ")
-                    fields[name] = value
-                    continue
-                if fields.get("event") == "metrics":
+                if kind == b"metrics":
                     now = time.time()
-                    for key, step, _value, wall in json.loads(fields["data"])["points"]:
+                    for key, step, _value, wall in orjson.loads(fields[b"data"])["points"]:
                         if key == "batch/loss":
                             viewer.steps.append(int(step))
                             viewer.latencies.append((now - float(wall)) * 1000)
-                elif fields.get("event") == "end":
-                    return
-                fields = {}
-    except (httpx.HTTPError, asyncio.CancelledError) as exc:
-        if not stop.is_set():
-            viewer.error = f"{type(exc).__name__}: {exc}"
+    except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+        viewer.error = f"{type(exc).__name__}: {exc}"
+
+
+def _viewer_process(url: str, token: str, run_id: int, count: int, ready: Any, out: Any) -> None:
+    """``count`` viewers in this process until the run ends; their results go to ``out``."""
+    parts = urlsplit(url)
+    crowd = [Viewer() for _ in range(count)]
+
+    async def watch_all() -> None:
+        await asyncio.gather(
+            *(
+                _watch(parts.hostname or "", parts.port or 80, token, run_id, v, ready)
+                for v in crowd
+            )
+        )
+
+    asyncio.run(watch_all())
+    out.put([(v.latencies, v.steps, v.connected, v.error) for v in crowd])
 
 
 async def _post(client: httpx.AsyncClient, run_id: int, seconds: float) -> int:
@@ -116,32 +147,45 @@ async def _list_runs(client: httpx.AsyncClient, stop: asyncio.Event, out: list[f
 
 async def _round(url: str, token: str, viewers: int, seconds: float) -> dict[str, object]:
     headers = {"Authorization": f"Bearer {token}"}
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     timeout = httpx.Timeout(60.0)
+    context = multiprocessing.get_context("spawn")
+    ready = context.Value("i", 0)
+    out = context.Queue()
     async with (
         httpx.AsyncClient(base_url=url, headers=headers, timeout=timeout) as poster,
         httpx.AsyncClient(base_url=url, headers=headers, timeout=timeout) as lister,
-        httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=timeout) as watch,
     ):
         run_id = (
             await poster.post("/api/v1/runs/external", json={"name": f"watched by {viewers}"})
         ).json()["id"]
-        stop = asyncio.Event()
-        crowd = [Viewer() for _ in range(viewers)]
-        tasks = [asyncio.create_task(_watch(watch, run_id, v, stop)) for v in crowd]
+        shares = [
+            viewers // VIEWER_PROCESSES + (i < viewers % VIEWER_PROCESSES)
+            for i in range(VIEWER_PROCESSES)
+        ]
+        procs = [
+            context.Process(target=_viewer_process, args=(url, token, run_id, n, ready, out))
+            for n in shares
+            if n
+        ]
+        for proc in procs:
+            proc.start()
         deadline = time.monotonic() + 60
-        while sum(v.connected for v in crowd) < viewers and time.monotonic() < deadline:
+        while ready.value < viewers and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
+        stop = asyncio.Event()
         listed: list[float] = []
         lister_task = asyncio.create_task(_list_runs(lister, stop, listed))
         sent = await _post(poster, run_id, seconds)
         await asyncio.sleep(2.0)  # the last batch reaches everyone
         stop.set()
+        await lister_task
         await poster.post(f"/api/v1/runs/{run_id}/finish", json={"status": "succeeded"})
-        await asyncio.sleep(0.5)
-        for task in [*tasks, lister_task]:
-            task.cancel()
-        await asyncio.gather(*tasks, lister_task, return_exceptions=True)
+        results = []
+        for _ in procs:  # each viewer returns once it sees the run's end
+            results.extend(await asyncio.to_thread(out.get, True, 60))
+        for proc in procs:
+            proc.join(10)
+    crowd = [Viewer(lat, steps, connected, error) for lat, steps, connected, error in results]
     latencies = [ms for v in crowd for ms in v.latencies]
     complete = sum(sorted(set(v.steps)) == list(range(1, sent + 1)) for v in crowd)
     duplicated = sum(len(v.steps) != len(set(v.steps)) for v in crowd)

@@ -80,8 +80,21 @@ class Feed:
     finished: bool = False
     viewers: int = 0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     task: asyncio.Task[None] | None = None
+    _tick: asyncio.Future[None] | None = None
+
+    @property
+    def tick(self) -> asyncio.Future[None]:
+        """Done once the feed changes (new events, finished, or failed): one future shared by
+        every viewer, so a change wakes them all at the cost of a callback each (no lock, no
+        task per wait). Await it shielded: a viewer's timeout must not cancel it for others."""
+        if self._tick is None or self._tick.done():
+            self._tick = asyncio.get_running_loop().create_future()
+        return self._tick
+
+    def _changed(self) -> None:
+        if self._tick is not None and not self._tick.done():
+            self._tick.set_result(None)
 
     def since(self, after_id: int) -> list[tuple[int, str]] | None:
         """Buffered events after ``after_id``; None when the buffer no longer covers it.
@@ -105,16 +118,15 @@ class Feed:
             self.lines.append(line)
             self.last_id = line[0]
 
-    async def offer(self, event: bus.Published) -> bool:
+    def offer(self, event: bus.Published) -> bool:
         """Append a published event that follows the last one (True); False on a gap, which
         only SQL can fill. Any kind but metrics may end the run: the pump reads its state."""
         if event.id <= self.last_id:
             return True
         if event.prev != self.last_id:
             return False
-        async with self.changed:
-            self._append([(event.id, event.sse)])
-            self.changed.notify_all()
+        self._append([(event.id, event.sse)])
+        self._changed()
         return event.kind == "metrics"
 
     async def pump(self, hub: Hub) -> None:
@@ -123,11 +135,10 @@ class Feed:
         try:
             while True:
                 chunk = await run_in_threadpool(read, self.run_id, self.last_id)
-                async with self.changed:
-                    if chunk.lines:
-                        self._append(chunk.lines)
-                    self.finished = chunk.finished
-                    self.changed.notify_all()
+                if chunk.lines:
+                    self._append(chunk.lines)
+                self.finished = chunk.finished
+                self._changed()
                 if chunk.finished:
                     return
                 if chunk.full:
@@ -140,9 +151,8 @@ class Feed:
             raise
         except Exception:  # a database hiccup: viewers fall back to reading SQL themselves
             log.exception("run %s: live feed failed; its viewers read SQL", self.run_id)
-            async with self.changed:
-                self.floor = self.last_id = 2**63 - 1  # nothing buffered covers anyone now
-                self.changed.notify_all()
+            self.floor = self.last_id = 2**63 - 1  # nothing buffered covers anyone now
+            self._changed()
 
 
 class Hub:
@@ -251,7 +261,7 @@ class Hub:
                     event = bus.Published.parse(
                         data.decode() if isinstance(data, bytes) else str(data)
                     )
-                    if event is None or not await feed.offer(event):
+                    if event is None or not feed.offer(event):
                         feed.wake.set()  # the pump reads SQL
             except asyncio.CancelledError:
                 raise

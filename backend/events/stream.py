@@ -28,6 +28,7 @@ async def event_stream(run_id: int, after_id: int) -> AsyncIterator[str]:
     try:
         yield "retry: 2000\n\n"
         while True:
+            tick = feed.tick  # taken before looking: a change after it is not missed
             buffered = feed.since(sent)
             if buffered is None:  # older than what the feed holds: catch up from SQL
                 chunk = await run_in_threadpool(fanout.read, run_id, sent)
@@ -54,13 +55,8 @@ async def event_stream(run_id: int, after_id: int) -> AsyncIterator[str]:
                 yield ": keep-alive\n\n"
             if buffered is None:
                 continue
-            async with feed.changed:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_newer(feed, sent), KEEPALIVE_S)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(KEEPALIVE_S):
+                    await asyncio.shield(tick)
     finally:
         await hub.release(feed)
-
-
-async def _newer(feed: fanout.Feed, sent: int) -> None:
-    """Wait (holding feed.changed) until the feed has more than ``sent`` or has finished."""
-    await feed.changed.wait_for(lambda: feed.last_id > sent or feed.finished or sent < feed.floor)
