@@ -136,7 +136,11 @@ class Settings(BaseSettings):
         "is killed if it has not stopped by itself.",
     )
     flush_interval_s: float = Field(
-        default=0.5, gt=0, description="How often the training process writes metric batches."
+        default=0.5,
+        gt=0,
+        description="The longest the training process waits between two writes of metric "
+        "points under load (after a quiet spell it writes at once; while someone watches the "
+        "run live, every few tens of milliseconds).",
     )
     log_level: str = Field(default="INFO", description="Log level of every Fitboard process.")
     max_json_mb: int = Field(

@@ -34,8 +34,8 @@ log = logging.getLogger(__name__)
 # queue item tags: (tag, step, logs, wall_time, lr) or (EVENT, kind, data, uid)
 BATCH, EPOCH, EVENT, OTHER = 0, 1, 2, 3
 # while watched live: writes at least this far apart, and this many times the last write's time
-LIVE_GAP_S = 0.05
-LIVE_GAP_FACTOR = 4.0
+LIVE_GAP_S = 0.04
+LIVE_GAP_FACTOR = 1.0
 
 
 @dataclass(frozen=True)
