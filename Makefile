@@ -53,13 +53,14 @@ lint: install ## ruff, mypy and the import contracts (lint-imports)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: install ## Benchmarks: monitoring overhead (vs plain fit, TensorBoard, MLflow); runs page at 100k runs; run page at 1M points; a 1,000-trial sweep; SSE viewers of one live run; points ingested over HTTP; the dispatcher at 10k queued runs; submit -> first batch, cold vs standby
+bench: install ## Benchmarks: monitoring overhead (vs plain fit, TensorBoard, MLflow); runs page at 100k runs; run page at 1M points; a 1,000-trial sweep; SSE viewers of one live run; a managed run's point -> viewer and GET /runs while 3 train; points ingested over HTTP; the dispatcher at 10k queued runs; submit -> first batch, cold vs standby
 	$(BIN)/pip install --quiet -e '.[bench]'
 	FITBOARD_DATA_DIR=$${FITBOARD_DATA_DIR:-$(SHARED_DATA)} $(BIN)/python bench/overhead.py
 	$(BIN)/python bench/runs_page.py
 	$(BIN)/python bench/run_page.py
 	$(BIN)/python bench/sweeps.py
 	$(BIN)/python bench/viewers.py
+	FITBOARD_DATA_DIR=$${FITBOARD_DATA_DIR:-$(SHARED_DATA)} $(BIN)/python bench/live.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/dispatch.py
 	FITBOARD_DATA_DIR=$${FITBOARD_DATA_DIR:-$(SHARED_DATA)} $(BIN)/python bench/startup.py

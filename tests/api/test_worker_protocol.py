@@ -146,7 +146,12 @@ def test_points_are_one_endpoint_for_scripts_and_workers(
     }
     sent = worker.post(f"/api/v1/runs/{run_id}/points", json=body)
     assert sent.status_code == 200, sent.text
-    assert sent.json() == {"run_id": run_id, "points": 1, "cancel_requested": False}
+    assert sent.json() == {
+        "run_id": run_id,
+        "points": 1,
+        "cancel_requested": False,
+        "watched": False,
+    }
     # a script's run: the worker token may not write there
     external = api.post("/api/v1/runs/external", json={"name": "script"}).json()["id"]
     foreign = worker.post(f"/api/v1/runs/{external}/points", json={**body, "attempt": None})
