@@ -5,7 +5,7 @@ A daemon thread (the flusher) drains it into batches with a stable uid and write
 a Sink, one write at a time on an adaptive interval: after a quiet spell the first point is
 written at once; under load points coalesce, at most ``flush_interval_s`` apart, and while
 someone watches the run live (the sink says so) the writes come as often as the store keeps
-up with (a few times its write time, at least ``LIVE_GAP_S`` apart). A failed batch is retried
+up with (one write in flight, starting at least ``LIVE_GAP_S`` apart). A failed batch is retried
 with the same uid (the store is idempotent per uid and per key/step) while new points queue up
 behind it, so an outage costs neither a point nor a duplicate.
 Pure (keras and the standard library): a managed run's Sink is worker.port.PortSink (the worker
@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 # queue item tags: (tag, step, logs, wall_time, lr) or (EVENT, kind, data, uid)
 BATCH, EPOCH, EVENT, OTHER = 0, 1, 2, 3
-# while watched live: writes at least this far apart, and this many times the last write's time
+# while watched live: writes start at least this far apart, and this many times the last
+# write's time
 LIVE_GAP_S = 0.04
 LIVE_GAP_FACTOR = 1.0
 
@@ -193,8 +194,8 @@ class MetricFlusher:
         self._next_cancel_poll = 0.0
         self._wake = threading.Event()  # set by new data after a quiet spell, and by close()
         self._stop = threading.Event()  # set by close(): cuts a coalescing wait short
-        self._last_write = -math.inf
-        self._write_s = 0.0  # how long the last successful write took
+        self._last_write = -math.inf  # when the last successful write started
+        self._write_s = 0.0  # how long it took
         self._closing = False
         self._deadline = math.inf
         self._thread = threading.Thread(
@@ -258,8 +259,9 @@ class MetricFlusher:
 
     @property
     def gap_s(self) -> float:
-        """The least time between two writes now: short while someone watches the run live
-        (a few times what the last write took), ``flush_interval_s`` otherwise."""
+        """The least time from one write's start to the next one's: short while someone
+        watches the run live (``LIVE_GAP_S``, or what the last write took when it was slower:
+        writes then follow each other, one in flight), ``flush_interval_s`` otherwise."""
         if not watched(self.sink):
             return self.flush_interval_s
         return min(self.flush_interval_s, max(LIVE_GAP_S, LIVE_GAP_FACTOR * self._write_s))
@@ -357,8 +359,8 @@ class MetricFlusher:
             self._retry_at = time.monotonic() + self._backoff
             self._backoff = min(self._backoff * 2, self.backoff_s[1])
             return False
-        self._last_write = time.monotonic()
-        self._write_s = self._last_write - started
+        self._last_write = started  # the gap runs from a write's start: a slow write is
+        self._write_s = time.monotonic() - started  # followed at once (one in flight, at most)
         self.points_written += len(batch.points)
         self.batches_written += 1
         if self._outage_since is not None:
