@@ -10,6 +10,7 @@ import importlib.util
 import math
 import statistics
 import tempfile
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -103,7 +104,7 @@ def _api_server(work: Workload) -> tuple[str, str]:
 def _fitboard(work: Workload, make_sink: Callable[[int], Any]) -> Trial:
     from sqlalchemy import func, select
 
-    from backend.client.streaming import MetricFlusher
+    from backend.client.streaming import TRAINER_SWITCH_INTERVAL_S, MetricFlusher
     from backend.config import get_settings
     from backend.db.session import session_scope
     from backend.metrics.models import MetricPoint
@@ -125,9 +126,18 @@ def _fitboard(work: Workload, make_sink: Callable[[int], Any]) -> Trial:
         every_n_batches=1, batch_size=work.batch_size, train_samples=len(work.x)
     )
 
+    default_switch = sys.getswitchinterval()
+
+    def begin() -> None:
+        sys.setswitchinterval(TRAINER_SWITCH_INTERVAL_S)  # as a managed training process does
+        flusher.start()
+
     def finish() -> None:
-        if not flusher.close(timeout=120.0):
-            raise SystemExit(f"Fitboard: run {run_id} could not write every metric")
+        try:
+            if not flusher.close(timeout=120.0):
+                raise SystemExit(f"Fitboard: run {run_id} could not write every metric")
+        finally:
+            sys.setswitchinterval(default_switch)
 
     def count(batches: int) -> int:
         with session_scope(work.database_url) as session:
@@ -154,7 +164,7 @@ def _fitboard(work: Workload, make_sink: Callable[[int], Any]) -> Trial:
         return total
 
     return Trial(
-        callbacks=[callback], begin=flusher.start, finish=finish, count=count, sink_spans=spans
+        callbacks=[callback], begin=begin, finish=finish, count=count, sink_spans=spans
     )
 
 

@@ -37,6 +37,9 @@ BATCH, EPOCH, EVENT, OTHER = 0, 1, 2, 3
 # write's time
 LIVE_GAP_S = 0.04
 LIVE_GAP_FACTOR = 1.0
+# a managed training process switches threads this often (Python's default: 5 ms), so the
+# flusher is not kept off the GIL while the training thread runs Python (callbacks, a checkpoint)
+TRAINER_SWITCH_INTERVAL_S = 0.001
 
 
 @dataclass(frozen=True)

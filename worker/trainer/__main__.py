@@ -30,9 +30,11 @@ def main(argv: list[str] | None = None) -> int:
         help="claim a queued run first (normally the worker does this before spawning us)",
     )
     args = parser.parse_args(argv)
+    from backend.client.streaming import TRAINER_SWITCH_INTERVAL_S
+
     # the flusher thread gets the GIL within 1 ms of asking (default 5 ms) while the training
     # thread runs Python (callbacks, a checkpoint): a batch reaches live viewers that much sooner
-    sys.setswitchinterval(0.001)
+    sys.setswitchinterval(TRAINER_SWITCH_INTERVAL_S)
 
     from backend.config import get_settings
 
