@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib.util
 import math
 import statistics
-import tempfile
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
