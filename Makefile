@@ -32,7 +32,7 @@ run: install ## Start the whole stack (SQLite, embedded Redis, worker, API) at h
 	$(BIN)/python -m backend.stack
 
 api: install migrate ## Start only the API (uses DATABASE_URL and REDIS_URL)
-	$(BIN)/python -m uvicorn backend.main:app --host $${FITBOARD_HOST:-127.0.0.1} --port $${FITBOARD_PORT:-8000} --workers $${FITBOARD_API_WORKERS:-1}
+	$(BIN)/python -m uvicorn backend.main:app --host $${FITBOARD_HOST:-127.0.0.1} --port $${FITBOARD_PORT:-8000} --workers $$($(BIN)/python -c 'from backend.config import get_settings; print(get_settings().api_workers)')
 
 worker: install ## Start only a Celery worker (needs FITBOARD_URL, FITBOARD_WORKER_TOKEN and REDIS_URL)
 	$(BIN)/python -m celery -A worker.celery_app worker --pool threads \

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
@@ -9,6 +10,11 @@ from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_api_workers(cores: int | None) -> int:
+    """Half the cores, at least 1 and at most 8: the rest train and serve the database."""
+    return max(1, min(8, (cores or 1) // 2))
 
 
 class Settings(BaseSettings):
@@ -79,12 +85,13 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, description="Port the API listens on.")
     queue: str = Field(default="fitboard", description="Celery queue that runs are sent to.")
     api_workers: int = Field(
-        default=1,
+        default_factory=lambda: default_api_workers(os.cpu_count()),
         ge=1,
         le=64,
         description="API processes (uvicorn --workers) that `make run` and `make api` start: "
         "each serves pages, the REST API and live views; more keep a busy team's API "
-        "responsive.",
+        "responsive. Default: half the cores, 1 to 8 (1 on a 2-core machine, where training "
+        "needs the other core).",
     )
     worker_concurrency: int = Field(
         default=1, ge=1, description="Runs one worker trains at the same time."
