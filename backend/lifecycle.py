@@ -1,5 +1,6 @@
 """Wires the run and sweep lifecycle hooks: when a run is queued or ends, or a sweep ends, the
-run queue, the sweeps and the notifications (packages above runs) act in the same transaction.
+run queue, the sweeps and the notifications (packages above runs) act in the same transaction;
+and the live views (events, runlogs: below runs) learn from runs whether a run has ended.
 
 Every entry point that changes runs calls ``install()`` once at start-up: the app factory
 (backend.api.app), the tests (tests/conftest.py) and the benchmarks that call services
@@ -10,9 +11,11 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from backend.events import runstate
 from backend.notify import outbox as notify_outbox
 from backend.runqueue import service as runqueue
 from backend.runs import hooks as run_hooks
+from backend.runs import service as runs
 from backend.runs.models import Run
 from backend.sweeps import hooks as sweep_hooks
 from backend.sweeps import scheduler as sweep_scheduler
@@ -43,7 +46,8 @@ def install() -> None:
         run_ended=[_tell_run_ended, _release_slot, _next_trial],
     )
     sweep_hooks.install(sweep_ended=[_tell_sweep_ended])
+    runstate.install(runs.live_state)  # the live views: has a run ended
 
 
 def installed() -> bool:
-    return run_hooks.installed() and sweep_hooks.installed()
+    return run_hooks.installed() and sweep_hooks.installed() and runstate.installed()

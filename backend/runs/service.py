@@ -18,6 +18,7 @@ from backend.db.base import utcnow
 from backend.db.upsert import upsert
 from backend.errors import Conflict, InvalidInput, NotFound
 from backend.events import service as events
+from backend.events.runstate import RunState
 from backend.runlogs import service as runlogs
 from backend.runs import checkpoints, hooks
 from backend.runs import params as run_params  # noqa: F401  (indexes specs on flush)
@@ -113,6 +114,12 @@ def get(session: Session, run_id: int) -> Run:
     if run is None:
         raise NotFound(f"run {run_id} does not exist")
     return run
+
+
+def live_state(session: Session, run_id: int) -> RunState:
+    """For the live views (events.runstate): has it ended, and when; NotFound if it is gone."""
+    run = get(session, run_id)
+    return RunState(finished=RunStatus(run.status).finished, finished_at=run.finished_at)
 
 
 def edit(

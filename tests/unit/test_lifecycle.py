@@ -1,6 +1,7 @@
 """The run and sweep lifecycle hooks (backend.lifecycle) are installed where runs change: the
-app factory installs them, and a run that changes state in a process that never did raises
-instead of silently skipping the run queue, the sweep or the notifications."""
+app factory installs them (with the live views' run state reader), and a run that changes
+state in a process that never did raises instead of silently skipping the run queue, the
+sweep or the notifications."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from backend import lifecycle
+from backend.events import runstate
 from backend.runs import hooks as run_hooks
 from backend.runs.models import Run
 from backend.sweeps import hooks as sweep_hooks
@@ -17,6 +19,7 @@ from backend.sweeps import hooks as sweep_hooks
 def no_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(run_hooks, "_hooks", None)
     monkeypatch.setattr(sweep_hooks, "_sweep_ended", None)
+    monkeypatch.setattr(runstate, "_reader", None)
 
 
 @pytest.mark.usefixtures("no_hooks")
@@ -35,6 +38,8 @@ def test_a_hook_fired_before_install_raises() -> None:
         run_hooks.queue_changed(session)
     with pytest.raises(run_hooks.HooksNotInstalled):
         sweep_hooks.sweep_ended(session, 1)
+    with pytest.raises(RuntimeError, match="not installed"):
+        runstate.state(session, 1)
 
 
 @pytest.mark.usefixtures("no_hooks")
