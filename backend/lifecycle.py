@@ -21,6 +21,10 @@ from backend.sweeps import hooks as sweep_hooks
 from backend.sweeps import scheduler as sweep_scheduler
 
 
+def _queue_changed(session: Session) -> None:
+    runqueue.release_after_commit(session)  # once the caller commits, send the next runs
+
+
 def _tell_run_ended(session: Session, run: Run) -> None:
     notify_outbox.run_ended(session, run=run)
 
@@ -42,7 +46,7 @@ def install() -> None:
     """Register every hook (in this order: a run's end is told, frees its slot, then starts its
     sweep's next trial)."""
     run_hooks.install(
-        queue_changed=[runqueue.release_after_commit],
+        queue_changed=[_queue_changed],
         run_ended=[_tell_run_ended, _release_slot, _next_trial],
     )
     sweep_hooks.install(sweep_ended=[_tell_sweep_ended])
