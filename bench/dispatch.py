@@ -259,10 +259,13 @@ def time_decisions(rounds: int) -> tuple[list[float], int]:
 def time_end_to_sent(running_ids: list[int], ends: int) -> list[float]:
     """From just before a run's end commits to the next run's message being in the broker."""
     import backend.dispatch as dispatch_module
+    from backend import lifecycle
     from backend.db.session import session_scope
     from backend.runqueue import service as runqueue
     from backend.runs import service as runs
     from backend.runs.models import RunStatus
+
+    lifecycle.install()  # a run's end frees its slot (runs.finish fires the hooks)
 
     # the fleet full: the room it has now goes to runs reserved (as sent, not yet taken)
     with session_scope() as session:

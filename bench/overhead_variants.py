@@ -73,8 +73,10 @@ def plain(_work: Workload) -> Trial:
 def fitboard(work: Workload) -> Trial:
     """The flusher straight on the database (no worker does this any more: the baseline the
     worker protocol was held to): MetricFlusher -> DatabaseSink -> SQLite (+ Redis)."""
+    from backend import lifecycle
     from backend.workers.local_sink import DatabaseSink
 
+    lifecycle.install()  # a run the flusher ends tells the queue, its sweep, notifications
     return _fitboard(work, lambda run_id: DatabaseSink(run_id, url=work.database_url))
 
 

@@ -154,7 +154,7 @@ def configure_environment(tmp: Path, data_dir: Path) -> str:
     from backend.config import get_settings
 
     get_settings.cache_clear()
-    import backend.db.all_models  # noqa: F401  (every mapper, before the first query)
+    import backend.schema  # noqa: F401  (every mapper, before the first query)
     from backend.db.migrate import upgrade
 
     upgrade(url)

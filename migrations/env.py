@@ -7,8 +7,8 @@ from logging.config import fileConfig
 from alembic import context
 
 from backend.config import get_settings
-from backend.db.all_models import Base
 from backend.db.session import make_engine
+from backend.schema import Base
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):

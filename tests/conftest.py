@@ -36,6 +36,15 @@ def free_port() -> int:
     return _free_port()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def lifecycle_hooks() -> None:
+    """Services called in-process hear of runs queued or ended, as in the API (the app factory
+    installs the same hooks)."""
+    from backend import lifecycle
+
+    lifecycle.install()
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     if not (TEST_DATA_DIR / "mnist").is_dir():

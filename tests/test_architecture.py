@@ -1,7 +1,8 @@
 """The architecture's import contracts hold (pyproject's [tool.importlinter], as `make lint`):
 a worker never imports the database, SQLAlchemy or the HTTP server; the spec is a leaf; domain
 services know nothing of HTTP; the client (with the streaming core) imports no worker and no
-server package."""
+server package; and no two domain packages under backend import each other, even indirectly
+(routes, FastAPI dependencies, the app and the command lines excepted)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+REQUIRED = ("no package cycles between domain packages",)
 
 
 def test_import_contracts_are_kept() -> None:
@@ -21,3 +23,6 @@ def test_import_contracts_are_kept() -> None:
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert "0 broken" in proc.stdout
+    contracts = " ".join(proc.stdout.split())  # long names wrap
+    for name in REQUIRED:
+        assert f"{name} KEPT" in contracts, f"the contract {name!r} is checked"

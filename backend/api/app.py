@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from backend import logs
+from backend import lifecycle, logs
 from backend.api import docs, errors
 from backend.api.guard import RequestGuard
 from backend.api.headers import SecurityHeaders, content_security_policy
@@ -27,13 +27,13 @@ from backend.exports.router import router as exports_router
 from backend.external.router import router as external_router
 from backend.health.prometheus import router as prometheus_router
 from backend.health.router import router as health_router
+from backend.housekeeping import sweep_once
 from backend.metrics.router import router as metrics_router
 from backend.notify import delivery as notify_delivery
 from backend.notify.router import router as notify_router
 from backend.runlogs.router import router as runlogs_router
 from backend.runqueue.router import router as queue_router
 from backend.runs.router import router as runs_router
-from backend.runs.sweeper import sweep_once
 from backend.sweeps.router import router as sweeps_router
 from backend.users.deps import check_auth_setting
 from backend.users.router import auth_router, users_router
@@ -83,6 +83,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
+    lifecycle.install()  # the run queue, sweeps and notifications hear of runs queued or ended
     settings = get_settings()
     logs.configure(settings.log_level)
     check_auth_setting(settings)  # FITBOARD_AUTH=off only on a loopback host

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from backend.api.deps import SessionDep
 from backend.audit import service as audit
 from backend.audit.schemas import AuditEventOut, AuditPage
+from backend.users import service as users
 from backend.users.deps import AdminUser
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -32,6 +33,11 @@ def list_audit_events(
     """Security-relevant actions, newest first: sign-ins (and failed ones), tokens, roles,
     password changes and resets, deletes."""
     rows, next_before = audit.list_events(
-        session, action=action, username=user, before=before, limit=limit
+        session,
+        action=action,
+        username=user,
+        user_id=users.user_id(session, username=user) if user else None,
+        before=before,
+        limit=limit,
     )
     return AuditPage(items=[AuditEventOut.of(r) for r in rows], next_before=next_before)

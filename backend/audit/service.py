@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session
 
 from backend.audit.models import AuditEvent
 from backend.db.base import utcnow
-from backend.users.models import User
 
 
 class Action(enum.StrEnum):
@@ -30,6 +29,26 @@ class Action(enum.StrEnum):
     run_deleted = "run_deleted"
     dataset_deleted = "dataset_deleted"
     # sweeps and users have no delete endpoint (a user is deactivated: logged above)
+
+
+class Actor(Protocol):
+    """Who acted (a user; the audit log sits below the users package and reads no table of it)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def username(self) -> str: ...
+
+
+class ChangedUser(Actor, Protocol):
+    """A user whose role, state or password an admin changed."""
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def is_active(self) -> bool: ...
 
 
 class _Peer(Protocol):
@@ -52,7 +71,7 @@ def record(
     session: Session,
     *,
     action: Action,
-    actor: User | None,
+    actor: Actor | None,
     actor_name: str | None = None,
     target_type: str | None = None,
     target_id: int | str | None = None,
@@ -82,8 +101,8 @@ def record(
 def record_user_change(
     session: Session,
     *,
-    actor: User,
-    user: User,
+    actor: Actor,
+    user: ChangedUser,
     old_role: str,
     old_active: bool,
     password_set: bool,
@@ -118,16 +137,17 @@ def list_events(
     *,
     action: Action | None = None,
     username: str | None = None,
+    user_id: int | None = None,
     before: int | None = None,
     limit: int = 50,
 ) -> tuple[list[AuditEvent], int | None]:
-    """Newest first; ``username`` matches who acted or whom it was done to. Returns the page
-    and the ``before`` cursor of the next page (None at the end)."""
+    """Newest first; ``username`` matches who acted or whom it was done to (``user_id``: that
+    username's account, if one exists). Returns the page and the ``before`` cursor of the next
+    page (None at the end)."""
     stmt = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit + 1)
     if action is not None:
         stmt = stmt.where(AuditEvent.action == action.value)
     if username:
-        user_id = session.scalar(select(User.id).where(User.username == username))
         matches = [AuditEvent.actor_name == username]
         if user_id is not None:
             matches += [AuditEvent.actor_id == user_id, AuditEvent.target_user_id == user_id]

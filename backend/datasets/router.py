@@ -22,6 +22,7 @@ from backend.datasets.schemas import DatasetList, DatasetOut, UploadForm
 from backend.datasets.service import StagedUpload
 from backend.datasets.validate import UploadInvalid
 from backend.errors import TooLarge
+from backend.runs import uploads as runs
 from backend.users.deps import MemberUser, ReaderUser
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
@@ -148,7 +149,8 @@ def delete_dataset(dataset_id: Id, request: Request, session: SessionDep, user: 
 
     Uploads record no owner: any member (or admin) may delete one."""
     name = service.get(session, dataset_id).name
-    service.delete(session, dataset_id=dataset_id)
+    using = runs.active_runs_using(session, dataset_id=dataset_id)
+    service.delete(session, dataset_id=dataset_id, used_by=using)
     audit.record(
         session,
         action=audit.Action.dataset_deleted,

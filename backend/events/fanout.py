@@ -28,10 +28,8 @@ from starlette.concurrency import run_in_threadpool
 from backend.config import get_settings
 from backend.db.session import session_scope
 from backend.errors import NotFound
-from backend.events import bus
+from backend.events import bus, runstate
 from backend.events import service as events
-from backend.runs import service as runs
-from backend.runs.models import RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +56,7 @@ class Chunk:
 def read(run_id: int, after_id: int) -> Chunk:
     with session_scope() as session:
         try:
-            status = RunStatus(runs.get(session, run_id).status)
-            finished = status.finished
+            finished = runstate.state(session, run_id).finished
         except NotFound:  # deleted while watched: nothing more will come
             return Chunk([], after_id, True, False)
         rows = events.after(session, run_id=run_id, after_id=after_id, limit=BATCH)

@@ -10,12 +10,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.db.base import Base, BigIntId, utcnow
-
-
-class NotifyEvent(enum.StrEnum):
-    ended = "ended"  # succeeded, cancelled or pruned (a sweep: finished or cancelled)
-    failed = "failed"
-    stalled = "stalled"  # running, but no new metric point for notify_stall_after_s
+from backend.launch import NotifyEvent as NotifyEvent
 
 
 class WebhookState(enum.StrEnum):

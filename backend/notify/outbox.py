@@ -1,7 +1,8 @@
 """The outbox: the notification rows a run's or sweep's end, or a stall, writes in the caller's
 transaction, for whoever asked (a submit's ``notify``, else the launcher's Account defaults).
 
-Imports the runs' and sweeps' models only: runs.service and sweeps.scheduler call in here.
+Imports the runs' and sweeps' models only; run_ended and sweep_ended are hooks of runs and
+sweeps (backend.lifecycle installs them), called in the transaction that ended the run or sweep.
 """
 
 from __future__ import annotations

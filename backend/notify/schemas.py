@@ -7,36 +7,12 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from backend.launch import ALL_EVENTS as ALL_EVENTS
+from backend.launch import NotifyRequest as NotifyRequest
+from backend.launch import unique_events
 from backend.notify.models import DeliveryAttempt, Notification, NotifyEvent, NotifySettings
 
-ALL_EVENTS = [e.value for e in NotifyEvent]
 URL_MAX_CHARS = 2000
-
-
-def _unique(events: list[NotifyEvent]) -> list[NotifyEvent]:
-    if len(set(events)) != len(events):
-        raise ValueError("each event at most once")
-    return events
-
-
-class NotifyRequest(BaseModel):
-    """``notify`` of POST /runs and POST /sweeps: tell the launcher when it ends, fails or
-    stalls (webhook: the URL on their Account page)."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"webhook": True, "browser": True, "on": ["failed"]}]},
-    )
-
-    webhook: bool = Field(default=True, description="POST to your webhook URL (Account page).")
-    browser: bool = Field(default=True, description="Show it in an open Fitboard tab.")
-    on: list[NotifyEvent] = Field(
-        default_factory=lambda: [NotifyEvent(e) for e in ALL_EVENTS],
-        max_length=len(ALL_EVENTS),
-        description="ended (succeeded, cancelled, pruned; a sweep done), failed, stalled.",
-    )
-
-    _check_on = field_validator("on")(_unique)
 
 
 class NotifySettingsIn(BaseModel):
@@ -56,7 +32,7 @@ class NotifySettingsIn(BaseModel):
     )
     browser: bool = Field(default=False, description="Show notifications in open Fitboard tabs.")
 
-    _check_events = field_validator("events")(_unique)
+    _check_events = field_validator("events")(unique_events)
 
     @field_validator("webhook_url")
     @classmethod

@@ -16,9 +16,8 @@ import anyio
 from starlette.concurrency import run_in_threadpool
 
 from backend.db.session import session_scope
+from backend.events import runstate
 from backend.runlogs import service as runlogs
-from backend.runs import service as runs
-from backend.runs.models import RunStatus
 
 POLL_S = 0.5
 KEEPALIVE_S = 15.0
@@ -30,8 +29,8 @@ LINGER_S = 2.0
 def _finished_since(run_id: int) -> float | None:
     """Seconds since the run finished, or None while it is queued or running."""
     with session_scope() as session:
-        run = runs.get(session, run_id)
-        if not RunStatus(run.status).finished:
+        run = runstate.state(session, run_id)
+        if not run.finished:
             return None
         if run.finished_at is None:
             return LINGER_S

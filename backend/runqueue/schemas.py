@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Priority = Literal["low", "normal", "high"]
+from backend.launch import Priority as Priority
 
 
 class PriorityIn(BaseModel):

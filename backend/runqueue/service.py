@@ -9,7 +9,8 @@ it (stamping dispatched_at and the queue in the same transaction) and they are s
 commits. It reads the held runs in that order from SQL a page at a time
 (backend.runqueue.reads) and stops once the fleet is full or nothing left could fit. It runs
 after a submit, a run's end, a requeue, a cancel and a worker's report
-(``release_after_commit``), and every two seconds from the API's housekeeping.
+(``release_after_commit``: the runs' queue_changed and run_ended hooks, backend.lifecycle),
+and every two seconds from the API's housekeeping.
 
 When no worker has ever reported for this queue (a worker from before the reports), every run
 is sent at once, as before: nothing stalls. A sweep's trials wait for their sweep first

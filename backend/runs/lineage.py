@@ -22,8 +22,7 @@ from backend.datasets import service as datasets
 from backend.errors import Conflict, InvalidInput
 from backend.events import service as events
 from backend.metrics import service as metrics
-from backend.runqueue import service as runqueue
-from backend.runs import checkpoints
+from backend.runs import checkpoints, hooks
 from backend.runs import service as runs
 from backend.runs.models import Run, RunSource, RunStatus, dataset_of
 from backend.spec import resolve_spec
@@ -114,7 +113,7 @@ def resume(session: Session, *, run_id: int, epochs: int | None = None) -> Run:
         },
         uid=f"requeued-{attempt}",  # checkpoints.chosen reads the next attempt's start here
     )
-    runqueue.release_after_commit(session)  # back in the queue, in its turn
+    hooks.queue_changed(session)  # back in the queue, in its turn
     log.info(
         "run %s: resumed by hand (was %s) as attempt %s from epoch %s, to epoch %s",
         run_id,
@@ -223,7 +222,7 @@ def fork(
         session, source_id=source_id, run_id=run.id, epoch=point.epoch, batch_step=point.step
     )
     runs.emit_status(session, run)
-    runqueue.release_after_commit(session)
+    hooks.queue_changed(session)
     log.info("run %s: forked from run %s at epoch %s", run.id, source_id, point.epoch)
     return run
 

@@ -14,6 +14,7 @@ from backend.bounds import MAX_INT64, Id
 from backend.config import get_settings
 from backend.events import service as events
 from backend.metrics import service as metrics
+from backend.notify import service as notify
 from backend.runqueue import service as runqueue
 from backend.runqueue.schemas import PriorityIn
 from backend.runs import lineage, query
@@ -72,9 +73,17 @@ def submit_run(body: RunCreate, session: SessionDep, user: MemberUser) -> RunOut
         preset=body.preset,
         overrides=body.overrides,
         launched_by_id=user.id,
-        notify_request=body.notify,
         priority=body.priority,
     )
+    if body.notify is not None:
+        notify.watch(
+            session,
+            user_id=user.id,
+            run_id=run.id,
+            webhook=body.notify.webhook,
+            browser=body.notify.browser,
+            events=body.notify.on,
+        )
     session.commit()
     return _full(session, run)
 

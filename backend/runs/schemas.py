@@ -16,8 +16,7 @@ from pydantic import (
 )
 
 from backend.jsonpolicy import FreeJson, strict
-from backend.notify.schemas import NotifyRequest
-from backend.runqueue.schemas import Priority
+from backend.launch import NotifyRequest, Priority
 from backend.runs import params as run_params
 from backend.runs.models import MAX_TAGS, NOTES_MAX_CHARS, TAG_MAX_CHARS, Run, dataset_of
 from backend.spec import ExperimentSpec

@@ -18,12 +18,9 @@ from backend.db.base import utcnow
 from backend.db.upsert import upsert
 from backend.errors import Conflict, InvalidInput, NotFound
 from backend.events import service as events
-from backend.notify import outbox as notify_outbox
-from backend.notify import service as notify
-from backend.notify.schemas import NotifyRequest
+from backend.events.runstate import RunState
 from backend.runlogs import service as runlogs
-from backend.runqueue import service as runqueue
-from backend.runs import checkpoints
+from backend.runs import checkpoints, hooks
 from backend.runs import params as run_params  # noqa: F401  (indexes specs on flush)
 from backend.runs.models import (
     Run,
@@ -36,7 +33,6 @@ from backend.runs.models import (
 )
 from backend.spec import PRESETS, resolve_spec
 from backend.spec.presets import UnknownPreset
-from backend.sweeps import scheduler as sweep_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +82,10 @@ def submit(
     preset: str | None = None,
     overrides: dict[str, Any] | None = None,
     launched_by_id: int | None = None,
-    notify_request: NotifyRequest | None = None,
     priority: str = "normal",
 ) -> Run:
     """Validate and store as queued; once the caller commits it is sent to a worker as soon as
-    the fleet has room for it (backend.runqueue)."""
+    the fleet has room for it (backend.runqueue, through hooks.queue_changed)."""
     try:
         resolved = resolve_spec(spec=spec, preset=preset, overrides=overrides)
     except UnknownPreset as exc:
@@ -110,16 +105,7 @@ def submit(
     )
     session.add(run)
     emit_status(session, run)
-    if notify_request is not None and launched_by_id is not None:
-        notify.watch(
-            session,
-            user_id=launched_by_id,
-            run_id=run.id,
-            webhook=notify_request.webhook,
-            browser=notify_request.browser,
-            events=notify_request.on,
-        )
-    runqueue.release_after_commit(session)
+    hooks.queue_changed(session)
     return run
 
 
@@ -128,6 +114,12 @@ def get(session: Session, run_id: int) -> Run:
     if run is None:
         raise NotFound(f"run {run_id} does not exist")
     return run
+
+
+def live_state(session: Session, run_id: int) -> RunState:
+    """For the live views (events.runstate): has it ended, and when; NotFound if it is gone."""
+    run = get(session, run_id)
+    return RunState(finished=RunStatus(run.status).finished, finished_at=run.finished_at)
 
 
 def edit(
@@ -300,7 +292,7 @@ def requeue(session: Session, *, run_id: int, attempt: int, reason: str) -> bool
         },
         uid=f"requeued-{attempt}",
     )
-    runqueue.release_after_commit(session)  # back in the queue, where it came from
+    hooks.queue_changed(session)  # back in the queue, where it came from
     log.warning(
         "run %s: attempt %s lost (%s); queued again as attempt %s, %s",
         run_id,
@@ -334,10 +326,8 @@ def request_cancel(session: Session, *, run_id: int) -> Run:
     session.refresh(run)
     if result.rowcount == 1:  # type: ignore[attr-defined]
         emit_status(session, run)
-        notify_outbox.run_ended(session, run=run)
-        runqueue.release_after_commit(session)  # a message sent for it frees its slot
-        if run.sweep_id is not None:  # its slot goes to the sweep's next trial
-            sweep_scheduler.trial_finished(session, sweep_id=run.sweep_id)
+        # notifications, its slot (a message sent for it frees it), its sweep's next trial
+        hooks.run_ended(session, run)
     else:
         events.append(
             session, run_id=run.id, kind="status", data=status_event(run), uid="cancel-requested"
@@ -377,12 +367,9 @@ def finish(
     run = get(session, run_id)
     session.refresh(run)
     emit_status(session, run)
-    notify_outbox.run_ended(
-        session, run=run
-    )  # the outbox row commits with the end, or neither does
-    runqueue.release_after_commit(session)  # its worker has room for the next run
-    if run.sweep_id is not None:  # its slot goes to the sweep's next trial
-        sweep_scheduler.trial_finished(session, sweep_id=run.sweep_id)
+    # the notification outbox rows (they commit with the end, or neither does), its worker's
+    # room for the next run, its sweep's next trial
+    hooks.run_ended(session, run)
     return True
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, BackgroundTasks, Query, status
 from backend.api.deps import SessionDep
 from backend.bounds import MAX_INT64, Id
 from backend.db.session import session_scope
+from backend.notify import service as notify
 from backend.sweeps import importance
 from backend.sweeps import service as sweeps
 from backend.sweeps.schemas import (
@@ -42,6 +43,15 @@ def create_sweep(
 ) -> SweepOut:
     """Validate the space against the spec, create every trial, start max_concurrent of them."""
     sweep = sweeps.create(session, body=body, user_id=user.id)
+    if body.notify is not None:
+        notify.watch(
+            session,
+            user_id=user.id,
+            sweep_id=sweep.id,
+            webhook=body.notify.webhook,
+            browser=body.notify.browser,
+            events=body.notify.on,
+        )
     session.commit()
     if not sweep.params_indexed:
         background.add_task(_index_trial_params, sweep.id)

@@ -20,10 +20,9 @@ from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.orm import Session
 
 from backend.db.base import utcnow
-from backend.notify import outbox as notify_outbox
-from backend.runqueue import service as runqueue
+from backend.runs import hooks as run_hooks
 from backend.runs.models import FINISHED_STATUSES, Run, RunStatus
-from backend.sweeps import space, strategies, trials
+from backend.sweeps import hooks, space, strategies, trials
 from backend.sweeps.models import Sweep, SweepStatus
 
 log = logging.getLogger(__name__)
@@ -113,7 +112,7 @@ def fill_slots(session: Session, *, sweep_id: int) -> list[int]:
                 .values(status=SweepStatus.finished.value, finished_at=utcnow())
             )
             log.info("sweep %s: finished (%s trials)", sweep_id, done)
-            notify_outbox.sweep_ended(session, sweep_id=sweep_id)
+            hooks.sweep_ended(session, sweep_id)
         return []
     if free <= 0:
         return []
@@ -138,7 +137,7 @@ def fill_slots(session: Session, *, sweep_id: int) -> list[int]:
             .values(admitted_at=utcnow())
             .execution_options(synchronize_session=False)
         )
-        runqueue.release_after_commit(session)
+        run_hooks.queue_changed(session)
     return picked
 
 
@@ -164,7 +163,7 @@ def running_sweeps(session: Session) -> list[int]:
 
 def top_up() -> None:
     """The housekeeping safety net: fill every running sweep's free slots and mark finished
-    ones (a trial let go whose message got lost is sent again like any run: runs.sweeper)."""
+    ones (a trial let go whose message got lost is sent again like any run: housekeeping)."""
     from backend.db.session import session_scope
 
     with session_scope() as session:

@@ -9,8 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from backend.bounds import MAX_INT32
 from backend.jsonpolicy import FreeJson, check_free_json
-from backend.notify.schemas import NotifyRequest
-from backend.runqueue.schemas import Priority
+from backend.launch import NotifyRequest, Priority
 
 MAX_TRIALS = 10_000
 

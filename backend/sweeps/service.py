@@ -16,14 +16,12 @@ from backend.db.base import utcnow
 from backend.errors import Conflict, InvalidInput, NotFound
 from backend.events import service as events
 from backend.metrics.models import LatestMetric
-from backend.notify import outbox as notify_outbox
-from backend.notify import service as notify
 from backend.runs import params as run_params
 from backend.runs import service as runs
 from backend.runs.models import Run, RunStatus
 from backend.spec import PRESETS, resolve_spec
 from backend.spec.presets import UnknownPreset
-from backend.sweeps import scheduler, space, strategies, trials
+from backend.sweeps import hooks, scheduler, space, strategies, trials
 from backend.sweeps.models import Sweep, SweepStatus
 from backend.sweeps.schemas import (
     MAX_TRIALS,
@@ -144,15 +142,6 @@ def create(session: Session, *, body: SweepCreate, user_id: int | None) -> Sweep
     # a large sweep's flattened params (most of its rows) are written after the response:
     # the route schedules params.index_missing, and the API's housekeeping catches up
     trials.insert_trials(session, sweep=sweep, trials=specs, index_params=sweep.params_indexed)
-    if body.notify is not None and user_id is not None:
-        notify.watch(
-            session,
-            user_id=user_id,
-            sweep_id=sweep.id,
-            webhook=body.notify.webhook,
-            browser=body.notify.browser,
-            events=body.notify.on,
-        )
     scheduler.fill_slots(session, sweep_id=sweep.id)
     log.info("sweep %s: created with %s trials (%s)", sweep.id, max_trials, body.strategy)
     return sweep
@@ -312,6 +301,6 @@ def cancel(session: Session, *, sweep_id: int) -> Sweep:
     sweep.status = SweepStatus.cancelled.value
     sweep.finished_at = now
     session.flush()
-    notify_outbox.sweep_ended(session, sweep_id=sweep_id)
+    hooks.sweep_ended(session, sweep_id)
     log.info("sweep %s: cancelled (%s queued, %s running)", sweep_id, len(queued), len(running))
     return sweep

@@ -70,6 +70,11 @@ def usernames(session: Session, *, user_ids: set[int]) -> dict[int, str]:
     return {row.id: row.username for row in rows}
 
 
+def user_id(session: Session, *, username: str) -> int | None:
+    """The account's id of this username, None if there is none."""
+    return session.scalar(select(User.id).where(User.username == username))
+
+
 def create(
     session: Session,
     *,

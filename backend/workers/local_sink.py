@@ -1,6 +1,7 @@
 """The metric flusher's Sink straight on a database, for benchmarks and for tests of the
 flusher through a database outage. Workers never use it: they reach Fitboard over the worker
-protocol (worker.port); this calls the same services (backend.workers.protocol) in-process."""
+protocol (worker.port); this calls the same services (backend.workers.protocol) in-process,
+so its process installs the lifecycle hooks first (backend.lifecycle.install())."""
 
 from __future__ import annotations
 

@@ -16,8 +16,8 @@ from backend.config import get_settings
 from backend.db.base import utcnow
 from backend.db.session import session_scope
 from backend.events.models import RunEvent
+from backend.housekeeping import sweep_once
 from backend.runs.models import Run
-from backend.runs.sweeper import sweep_once
 from tests.conftest import Identity, create_identity
 
 

@@ -19,8 +19,8 @@ from backend import dispatch
 from backend.config import get_settings
 from backend.db.base import utcnow
 from backend.db.session import session_scope
+from backend.housekeeping import sweep_once
 from backend.runs.models import Run
-from backend.runs.sweeper import sweep_once
 from backend.workers.models import WorkerHost
 from tests.conftest import Identity, create_identity
 

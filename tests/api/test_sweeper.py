@@ -16,10 +16,10 @@ from backend.db.base import utcnow
 from backend.db.session import session_scope
 from backend.events import service as events
 from backend.health import router as health
+from backend.housekeeping import sweep_once
 from backend.metrics import service as metrics
 from backend.runs import service as runs
 from backend.runs.models import Run, RunStatus
-from backend.runs.sweeper import sweep_once
 from backend.spec import resolve_spec
 
 

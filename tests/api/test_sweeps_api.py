@@ -10,11 +10,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, exists, func, select, update
 
 from backend.db.session import session_scope
+from backend.housekeeping import sweep_once
 from backend.metrics import service as metrics
 from backend.metrics.service import Point
 from backend.runs import service as runs
 from backend.runs.models import Run, RunParam, RunSearch, RunStatus
-from backend.runs.sweeper import sweep_once
 from backend.sweeps import pruning, scheduler
 from backend.sweeps.models import Sweep
 

@@ -1,4 +1,4 @@
-"""Import every table so Base.metadata is complete (Alembic and tests use this)."""
+"""Every table, imported so Base.metadata is complete (Alembic, tests, and db.session load it)."""
 
 from backend.artifacts.models import Artifact
 from backend.audit.models import AuditEvent
