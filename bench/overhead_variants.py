@@ -165,9 +165,7 @@ def _fitboard(work: Workload, make_sink: Callable[[int], Any]) -> Trial:
         )
         return total
 
-    return Trial(
-        callbacks=[callback], begin=begin, finish=finish, count=count, sink_spans=spans
-    )
+    return Trial(callbacks=[callback], begin=begin, finish=finish, count=count, sink_spans=spans)
 
 
 def tensorboard(work: Workload) -> Trial:
