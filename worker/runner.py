@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -28,6 +29,8 @@ _pool: host.GpuPool | None = None
 GPU_WAIT_S = 600.0
 _lock = threading.Lock()
 SUPERSEDED = "superseded"
+# the next standby trainer starts this long after a run's process did (or when it ends)
+SPARE_AFTER_S = 3.0
 T = TypeVar("T")
 
 
@@ -123,17 +126,20 @@ def _train(
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **run_env, **lifeline.supervisor_env()},  # dies with us
             )
-        if not pinning:
-            standby.keep_one()  # from this long-lived thread: the next run starts warm
         with _lock:
             _active[run_id] = proc
             _attempts[run_id] = attempt or 0
         try:
-            code = _supervise(run_id, proc, run_port)
+            # the next standby starts a little later: its imports (seconds of CPU) would slow
+            # this run's own start (its first batch) on a small machine
+            spare_after_s = None if pinning else SPARE_AFTER_S
+            code = _supervise(run_id, proc, run_port, spare_after_s=spare_after_s)
         finally:
             with _lock:
                 _active.pop(run_id, None)
                 _attempts.pop(run_id, None)
+            if not pinning:
+                standby.keep_one()  # from this long-lived thread: the next run starts warm
     _record_exit(
         run_port, code, path, oom_killed=code == -signal.SIGKILL and oom.struck(oom_before)
     )
@@ -178,16 +184,28 @@ def _retrying(call: Callable[[], T], *, what: str, attempts: int = 30) -> T:
     raise AssertionError("unreachable")
 
 
-def _supervise(run_id: int, proc: subprocess.Popen[bytes], run_port: port.RunPort) -> int:
+def _supervise(
+    run_id: int,
+    proc: subprocess.Popen[bytes],
+    run_port: port.RunPort,
+    *,
+    spare_after_s: float | None = None,
+) -> int:
+    """Wait for the training process, heartbeating and enforcing a cancel; ``spare_after_s``
+    after it started, start the worker's next standby trainer (from this thread)."""
     settings = get_settings()
     cancel_seen: float | None = None
     next_beat = 0.0
+    spare_at = time.monotonic() + spare_after_s if spare_after_s is not None else math.inf
     while True:
         try:
             return proc.wait(timeout=0.5)
         except subprocess.TimeoutExpired:
             pass
         now = time.monotonic()
+        if now >= spare_at:
+            spare_at = math.inf
+            standby.keep_one()
         if now >= next_beat:
             next_beat = now + settings.heartbeat_interval_s
             try:
