@@ -58,7 +58,12 @@ def test_external_run_lifecycle(api: TestClient, admin: Identity) -> None:
     }
     first = api.post(f"/api/v1/runs/{run_id}/points", json=batch)
     assert first.status_code == 200, first.text
-    assert first.json() == {"run_id": run_id, "points": 5, "cancel_requested": False}
+    assert first.json() == {
+        "run_id": run_id,
+        "points": 5,
+        "cancel_requested": False,
+        "watched": False,
+    }
     # the same batch again (a retry after a lost answer) stores nothing twice
     assert api.post(f"/api/v1/runs/{run_id}/points", json=batch).status_code == 200
     series = api.get(f"/api/v1/runs/{run_id}/metrics").json()["series"]
