@@ -33,10 +33,8 @@ log = logging.getLogger(__name__)
 
 # queue item tags: (tag, step, logs, wall_time, lr) or (EVENT, kind, data, uid)
 BATCH, EPOCH, EVENT, OTHER = 0, 1, 2, 3
-# while watched live: writes start at least this far apart, and this many times the last
-# write's time
+# while watched live: writes start at least this far apart (or one right after a slower one)
 LIVE_GAP_S = 0.04
-LIVE_GAP_FACTOR = 1.0
 # a managed training process switches threads this often (Python's default: 5 ms), so the
 # flusher is not kept off the GIL while the training thread runs Python (callbacks, a checkpoint)
 TRAINER_SWITCH_INTERVAL_S = 0.001
@@ -267,7 +265,7 @@ class MetricFlusher:
         writes then follow each other, one in flight), ``flush_interval_s`` otherwise."""
         if not watched(self.sink):
             return self.flush_interval_s
-        return min(self.flush_interval_s, max(LIVE_GAP_S, LIVE_GAP_FACTOR * self._write_s))
+        return min(self.flush_interval_s, max(LIVE_GAP_S, self._write_s))
 
     def _run(self) -> None:
         while not self._closing:
@@ -295,39 +293,33 @@ class MetricFlusher:
                 if wait > 0:
                     time.sleep(wait)
 
-    def _safely(self, step: Callable[[], None]) -> None:
+    def _safely(self, step: Callable[[], object]) -> None:
         try:
             step()
         except Exception:  # a bug here must never reach training; keep the thread alive
             log.exception("run=%s event=flusher_error", self.run_id)
 
-    def _flush_one(self) -> None:
-        """One write per tick: the pending batch or the next one; a full batch (a backlog after
-        an outage) lets the next one follow without a gap."""
+    def _flush_one(self) -> bool:
+        """One write per tick: the pending batch or the next one; whether one was written. A
+        full batch (a backlog after an outage) lets the next one follow without a gap."""
         if time.monotonic() < self._retry_at:
-            return
+            return False
         if self._pending is None:
             self._pending = self._next_batch()
             if self._pending is None:
-                return
+                return False
         full = len(self._pending.points) >= self.max_batch_points
-        if self._write(self._pending):
-            self._pending = None
-            if full:
-                self._last_write = -math.inf
+        if not self._write(self._pending):
+            return False
+        self._pending = None
+        if full:
+            self._last_write = -math.inf
+        return True
 
     def _flush_available(self) -> None:
         """Write the pending batch, then new batches, until the queue is empty or a write fails."""
-        while True:
-            if time.monotonic() < self._retry_at:
-                return
-            if self._pending is None:
-                self._pending = self._next_batch()
-                if self._pending is None:
-                    return
-            if not self._write(self._pending):
-                return
-            self._pending = None
+        while self._flush_one():
+            pass
 
     def _next_batch(self) -> _Batch | None:
         points: list[Point] = []

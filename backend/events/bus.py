@@ -77,10 +77,14 @@ def _client(url: str, pid: int) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
 
 
-def _publish(run_id: int, channel_name: str, message: str) -> int | None:
-    """How many subscribers got the message; None (and a debug log) when Redis is away."""
+def _publish(run_id: int, channel_name: str, *messages: str) -> int | None:
+    """Send the messages in one round trip; how many subscribers got the last one, None (and a
+    debug log) when Redis is away."""
     try:
-        return int(_client(get_settings().redis_url, os.getpid()).publish(channel_name, message))
+        pipe = _client(get_settings().redis_url, os.getpid()).pipeline(transaction=False)
+        for message in messages:
+            pipe.publish(channel_name, message)
+        return int(pipe.execute()[-1])
     except redis.RedisError as exc:
         log.debug("run %s: could not publish on %s: %s", run_id, channel_name, exc)
         return None
@@ -92,12 +96,10 @@ def notify(run_id: int, events: Sequence[Published] = ()) -> bool:
     fitting = [e.message() for e in events if len(e.sse) <= MAX_PUBLISHED_BYTES]
     # none given, or one too large to send: the feeds read SQL
     messages = fitting if events and len(fitting) == len(events) else [*fitting, "new"]
-    reached: int | None = 0
-    for message in messages:
-        reached = _publish(run_id, channel(run_id), message)
-        if reached is None:
-            return False
-    _receivers[run_id] = reached or 0
+    reached = _publish(run_id, channel(run_id), *messages)
+    if reached is None:
+        return False
+    _receivers[run_id] = reached
     _receivers.move_to_end(run_id)
     while len(_receivers) > _RECEIVERS_KEPT:
         _receivers.popitem(last=False)

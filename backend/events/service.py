@@ -29,6 +29,7 @@ _PENDING = "fitboard.runs_with_new_events"
 _CANCELS = "fitboard.runs_to_cancel"
 _LOCKED = "fitboard.runs_event_locked"
 _NEW = "fitboard.new_events"  # session.info: (run_id, bus.Published) to send once committed
+_LAST = "fitboard.last_event_ids"  # session.info: each run's newest event id in this transaction
 # the first key of pg_advisory_xact_lock(int, int) for a run's event log (the second: run id)
 _EVENT_LOCK_CLASS = 0x0FB0E7
 
@@ -69,10 +70,15 @@ def append(
     if new_id is None:  # a retried uid: nothing new
         return
     # the run's event before this one: under the run's event lock (or SQLite's one writer)
-    # every earlier event of the run is committed or in this transaction
-    prev = session.scalar(
-        select(func.max(RunEvent.id)).where(RunEvent.run_id == run_id, RunEvent.id < new_id)
-    )
+    # every earlier event of the run is committed or in this transaction; read once per run
+    # and transaction, then remembered
+    last = session.info.setdefault(_LAST, {})
+    prev = last.get(run_id)
+    if prev is None:
+        prev = session.scalar(
+            select(func.max(RunEvent.id)).where(RunEvent.run_id == run_id, RunEvent.id < new_id)
+        )
+    last[run_id] = int(new_id)
     session.info.setdefault(_NEW, []).append(
         (run_id, bus.Published(int(new_id), int(prev or 0), kind, sse_text(new_id, kind, stored)))
     )
@@ -106,6 +112,7 @@ def _notify_after_commit(session: Session) -> None:
     for run_id in session.info.pop(_CANCELS, ()):
         bus.publish_cancel(run_id)
     session.info.pop(_LOCKED, None)  # a transaction lock ends with its transaction
+    session.info.pop(_LAST, None)
 
 
 @event.listens_for(Session, "after_rollback")
@@ -114,6 +121,7 @@ def _forget_after_rollback(session: Session) -> None:
     session.info.pop(_NEW, None)
     session.info.pop(_CANCELS, None)
     session.info.pop(_LOCKED, None)
+    session.info.pop(_LAST, None)
 
 
 def after(session: Session, *, run_id: int, after_id: int, limit: int = 500) -> list[RunEvent]:

@@ -109,10 +109,7 @@ def post_points(
             batch_events=batch_events,
         )
         session.commit()  # before the answer: the worker acts on it at once
-        cancel = protocol.cancel_requested(session, run_id=run_id)
-        return PointsAccepted(
-            run_id=run_id, points=len(points), cancel_requested=cancel, watched=bus.watched(run_id)
-        )
+        return _accepted(run_id, len(points), protocol.cancel_requested(session, run_id=run_id))
     for index, event in enumerate(body.events):
         refused = reserved_kind_error(event.kind)
         if refused is not None:
@@ -127,8 +124,13 @@ def post_points(
         batch_events=batch_events,
     )
     session.commit()
+    return _accepted(run_id, len(points), cancel)
+
+
+def _accepted(run_id: int, points: int, cancel: bool) -> PointsAccepted:
+    """The answer to a committed batch (whether anyone watches: its publish just told)."""
     return PointsAccepted(
-        run_id=run_id, points=len(points), cancel_requested=cancel, watched=bus.watched(run_id)
+        run_id=run_id, points=points, cancel_requested=cancel, watched=bus.watched(run_id)
     )
 
 
