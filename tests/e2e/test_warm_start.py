@@ -5,9 +5,12 @@ run after it is warm too. (How much sooner it starts is measured in bench/startu
 
 from __future__ import annotations
 
+import os
+
+import httpx
 import pytest
 
-from tests.conftest import LiveStack
+from tests.conftest import LiveStack, start_worker, stop_process
 from tests.e2e.helpers import iter_events, submit, wait_status
 
 pytestmark = pytest.mark.e2e
@@ -33,3 +36,50 @@ def test_runs_start_in_a_standby_trainer(live_stack: LiveStack) -> None:
         ).json()["text"]
         assert f"run={second['id']} event=fit_start" in log
         assert f"run={first['id']} " not in log, "each run's log holds its own lines only"
+
+
+def _epoch_history(client: httpx.Client, run_id: int) -> dict[str, list[float]]:
+    series = client.get(
+        f"/api/v1/runs/{run_id}/metrics", params={"keys": ",".join(_EPOCH_KEYS)}
+    ).json()["series"]
+    return {key: series[key]["values"] for key in _EPOCH_KEYS}
+
+
+_EPOCH_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+def test_a_run_trains_in_a_standby_trainer_exactly_as_in_a_fresh_process(
+    live_stack: LiveStack,
+) -> None:
+    """The same seeded spec, once in a fresh training process (a worker with standby trainers
+    off, reached through its pool) and once in the stack worker's standby trainer: the same
+    numbers, epoch by epoch, to the last bit (the standby must not leak its own seed, thread
+    settings or Keras state into the run)."""
+    fit = {"epochs": 3, "batch_size": 64, "seed": 7}
+    env = {
+        **live_stack.env,
+        "FITBOARD_WARM_TRAINER": "false",
+        "FITBOARD_POOL": f"fresh-{os.getpid()}",
+        "FITBOARD_HOME": str(live_stack.home / "fresh-worker"),
+    }
+    fresh_worker = start_worker(env, live_stack.home / "logs" / "worker-fresh.out", "fresh")
+    try:
+        with live_stack.client() as client:
+            fresh = submit(
+                client,
+                "fresh process",
+                {"fit": fit, "resources": {"pool": env["FITBOARD_POOL"]}},
+            )
+            done = wait_status(client, fresh["id"], {"succeeded", "failed"}, timeout_s=240)
+            assert done["status"] == "succeeded", done
+    finally:
+        stop_process(fresh_worker)
+    with live_stack.client() as client:
+        warm = submit(client, "standby trainer", {"fit": fit})
+        done = wait_status(client, warm["id"], {"succeeded", "failed"})
+        assert done["status"] == "succeeded", done
+        assert _started(live_stack, fresh["id"])["warm"] is False
+        assert _started(live_stack, warm["id"])["warm"] is True
+        fresh_history = _epoch_history(client, fresh["id"])
+        assert all(len(v) == fit["epochs"] for v in fresh_history.values()), fresh_history
+        assert _epoch_history(client, warm["id"]) == fresh_history
