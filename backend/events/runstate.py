@@ -2,7 +2,7 @@
 
 The runs package sits above events and runlogs (it writes their rows), so it provides the
 answer: ``backend.lifecycle.install()`` registers runs.service.live_state here. Asking before
-that raises rather than guessing.
+that raises (backend.hookslot.HooksNotInstalled) rather than guessing.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
+
+from backend.hookslot import Slot
 
 
 @dataclass(frozen=True)
@@ -23,23 +25,13 @@ class RunState:
 # raises backend.errors.NotFound for a run that does not exist (or no longer does)
 Reader = Callable[[Session, int], RunState]
 
-_reader: Reader | None = None
+_reader: Slot[Reader] = Slot("the live views' run state reader")
 
-
-def install(reader: Reader) -> None:
-    global _reader
-    _reader = reader
-
-
-def installed() -> bool:
-    return _reader is not None
+install = _reader.install
+installed = _reader.installed
+uninstall = _reader.uninstall
 
 
 def state(session: Session, run_id: int) -> RunState:
-    """The run's state now; NotFound if it does not exist."""
-    if _reader is None:
-        raise RuntimeError(
-            "the live views' run state reader is not installed: "
-            "call backend.lifecycle.install() at start-up"
-        )
-    return _reader(session, run_id)
+    """The run's state now; NotFound if it does not exist (HooksNotInstalled before install)."""
+    return _reader.get()(session, run_id)

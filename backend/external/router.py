@@ -32,7 +32,7 @@ from backend.users import service as users
 from backend.users.deps import MemberUser, current_user, require_member
 from backend.users.models import User
 from backend.workers import protocol
-from backend.workers.deps import holds, is_worker_token, worker_token
+from backend.workers.deps import holds, is_worker_token, token_in
 from backend.workers.models import WorkerToken
 
 router = APIRouter(tags=["external runs"])
@@ -68,11 +68,11 @@ def create_external_run(body: ExternalRunCreate, session: SessionDep, user: Memb
     return _full(session, run)
 
 
-def batch_sender(request: Request) -> User | WorkerToken:
-    """Who posts points: a worker (its worker token) for a run it trains, or a member for an
-    external run (a user token or the browser's session)."""
+def batch_sender(request: Request, session: SessionDep) -> User | WorkerToken:
+    """Who posts points: a worker (its worker token, read in the request's session) for a run
+    it trains, or a member for an external run (a user token or the browser's session)."""
     if is_worker_token(request):
-        return worker_token(request)
+        return token_in(session, request)
     return require_member(current_user(request))
 
 
@@ -97,7 +97,7 @@ def post_points(
     )
     batch_events = [(e.kind, e.data, e.uid) for e in body.events]
     if isinstance(sender, WorkerToken):
-        holds(session, sender, run_id)
+        run = holds(session, sender, run_id)  # one read: owner, attempt, cancel request
         if body.train_begin is not None:
             batch_events.insert(0, ("train_begin", body.train_begin.model_dump(), "train_begin"))
         protocol.write_batch(
@@ -107,9 +107,10 @@ def post_points(
             uid=body.uid or uuid.uuid4().hex,
             points=points,
             batch_events=batch_events,
+            known=run,
         )
         session.commit()  # before the answer: the worker acts on it at once
-        return _accepted(run_id, len(points), protocol.cancel_requested(session, run_id=run_id))
+        return _accepted(run_id, len(points), run.cancel_requested)
     for index, event in enumerate(body.events):
         refused = reserved_kind_error(event.kind)
         if refused is not None:

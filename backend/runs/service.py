@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -117,9 +118,41 @@ def get(session: Session, run_id: int) -> Run:
 
 
 def live_state(session: Session, run_id: int) -> RunState:
-    """For the live views (events.runstate): has it ended, and when; NotFound if it is gone."""
-    run = get(session, run_id)
-    return RunState(finished=RunStatus(run.status).finished, finished_at=run.finished_at)
+    """For the live views (events.runstate): has it ended, and when; NotFound if it is gone.
+    One small read (a feed asks on every batch of new events)."""
+    row = session.execute(select(Run.status, Run.finished_at).where(Run.id == run_id)).first()
+    if row is None:
+        raise NotFound(f"run {run_id} does not exist")
+    return RunState(finished=RunStatus(row.status).finished, finished_at=row.finished_at)
+
+
+@dataclass(frozen=True)
+class Holding:
+    """What the worker protocol checks on every call about a run, read in one query."""
+
+    run_id: int
+    source: str
+    worker_token_id: int | None
+    status: str
+    attempt: int
+    cancel_requested: bool
+
+    def owned_by(self, attempt: int) -> bool:
+        """Whether ``attempt`` is the run's current, running attempt."""
+        return self.status == RunStatus.running.value and self.attempt == attempt
+
+
+def holding(session: Session, run_id: int) -> Holding:
+    """The run's owner, status, attempt and cancel request; NotFound if it does not exist."""
+    row = session.execute(
+        select(
+            Run.source, Run.worker_token_id, Run.status, Run.attempt, Run.cancel_requested_at
+        ).where(Run.id == run_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"run {run_id} does not exist")
+    source, token_id, status, attempt, cancel_at = row
+    return Holding(run_id, source, token_id, status, attempt, cancel_at is not None)
 
 
 def edit(
@@ -241,10 +274,16 @@ class StaleAttempt(Exception):
         self.attempt = attempt
 
 
-def check_owner(session: Session, *, run_id: int, attempt: int) -> None:
-    """Raise :class:`StaleAttempt` unless ``attempt`` is the run's current, running attempt."""
-    row = session.execute(select(Run.status, Run.attempt).where(Run.id == run_id)).first()
-    if row is None or row.status != RunStatus.running.value or row.attempt != attempt:
+def check_owner(
+    session: Session, *, run_id: int, attempt: int, known: Holding | None = None
+) -> None:
+    """Raise :class:`StaleAttempt` unless ``attempt`` is the run's current, running attempt
+    (``known``: the run as this transaction already read it)."""
+    try:
+        state = known if known is not None else holding(session, run_id)
+    except NotFound:
+        raise StaleAttempt(run_id, attempt) from None
+    if not state.owned_by(attempt):
         raise StaleAttempt(run_id, attempt)
 
 

@@ -1,6 +1,6 @@
 """Sweep lifecycle hooks: what notifications (above sweeps) do when a sweep ends, in the
 caller's transaction. Installed with the runs' hooks by ``backend.lifecycle.install()``;
-firing one before that raises (see backend.runs.hooks)."""
+firing one before that raises (backend.hookslot.HooksNotInstalled)."""
 
 from __future__ import annotations
 
@@ -8,27 +8,22 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy.orm import Session
 
-from backend.runs.hooks import HooksNotInstalled
+from backend.hookslot import Slot
 
 SweepEnded = Callable[[Session, int], None]
 
-_sweep_ended: tuple[SweepEnded, ...] | None = None
+_sweep_ended: Slot[tuple[SweepEnded, ...]] = Slot("sweep lifecycle hooks")
 
 
 def install(*, sweep_ended: Sequence[SweepEnded]) -> None:
-    global _sweep_ended
-    _sweep_ended = tuple(sweep_ended)
+    _sweep_ended.install(tuple(sweep_ended))
 
 
-def installed() -> bool:
-    return _sweep_ended is not None
+installed = _sweep_ended.installed
+uninstall = _sweep_ended.uninstall
 
 
 def sweep_ended(session: Session, sweep_id: int) -> None:
     """A sweep just finished or was cancelled."""
-    if _sweep_ended is None:
-        raise HooksNotInstalled(
-            "sweep lifecycle hooks are not installed: call backend.lifecycle.install() at start-up"
-        )
-    for hook in _sweep_ended:
+    for hook in _sweep_ended.get():
         hook(session, sweep_id)

@@ -67,11 +67,13 @@ def claim(
     return Claimed(attempt=run.attempt, spec=dict(run.spec), log_offset=runlogs.size(run_id))
 
 
-def _owned(session: Session, run_id: int, attempt: int | None) -> None:
+def _owned(
+    session: Session, run_id: int, attempt: int | None, known: runs.Holding | None = None
+) -> None:
     if attempt is None:
         return
     try:
-        runs.check_owner(session, run_id=run_id, attempt=attempt)
+        runs.check_owner(session, run_id=run_id, attempt=attempt, known=known)
     except runs.StaleAttempt as exc:
         raise Superseded(str(exc)) from None
 
@@ -100,9 +102,11 @@ def write_batch(
     uid: str,
     points: Sequence[Point] | PointColumns,
     batch_events: Iterable[tuple[str, Mapping[str, Any], str]],
+    known: runs.Holding | None = None,
 ) -> None:
-    """One batch of the flusher (points, then events as (kind, data, uid)), idempotent by uid."""
-    _owned(session, run_id, attempt)
+    """One batch of the flusher (points, then events as (kind, data, uid)), idempotent by uid.
+    ``known``: the run as this transaction already read it (its owner is checked on that)."""
+    _owned(session, run_id, attempt, known)
     if len(points):
         metrics.record(session, run_id=run_id, points=points, uid=uid)
     for kind, data, event_uid in batch_events:

@@ -5,6 +5,8 @@ sweep or the notifications."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from sqlalchemy.orm import Session
 
@@ -16,10 +18,11 @@ from backend.sweeps import hooks as sweep_hooks
 
 
 @pytest.fixture
-def no_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(run_hooks, "_hooks", None)
-    monkeypatch.setattr(sweep_hooks, "_sweep_ended", None)
-    monkeypatch.setattr(runstate, "_reader", None)
+def no_hooks() -> Iterator[None]:
+    for module in (run_hooks, sweep_hooks, runstate):
+        module.uninstall()
+    yield
+    lifecycle.install()  # as the rest of the session expects
 
 
 @pytest.mark.usefixtures("no_hooks")
@@ -38,7 +41,7 @@ def test_a_hook_fired_before_install_raises() -> None:
         run_hooks.queue_changed(session)
     with pytest.raises(run_hooks.HooksNotInstalled):
         sweep_hooks.sweep_ended(session, 1)
-    with pytest.raises(RuntimeError, match="not installed"):
+    with pytest.raises(run_hooks.HooksNotInstalled):
         runstate.state(session, 1)
 
 
