@@ -16,6 +16,9 @@ Browser = sync_api.Browser
 Page = sync_api.Page
 Locator = sync_api.Locator
 expect = sync_api.expect
+# what a page assertion waits for the page to get there, as long as the actions' default
+# (30 s): a page drawn late on a loaded 2-core machine is not a failure, one that never is
+expect.set_options(timeout=30_000)
 
 CHROMIUM = os.environ.get("FITBOARD_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
