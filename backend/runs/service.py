@@ -120,17 +120,22 @@ def get(session: Session, run_id: int) -> Run:
 def live_state(session: Session, run_id: int) -> RunState:
     """For the live views (events.runstate): has it ended, and when; NotFound if it is gone.
     One small read (a feed asks on every batch of new events)."""
-    row = session.execute(select(Run.status, Run.finished_at).where(Run.id == run_id)).first()
+    status, finished_at = _columns(session, run_id, Run.status, Run.finished_at)
+    return RunState(finished=RunStatus(status).finished, finished_at=finished_at)
+
+
+def _columns(session: Session, run_id: int, *columns: Any) -> Any:
+    """These columns of one run, without loading the run; NotFound if it does not exist."""
+    row = session.execute(select(*columns).where(Run.id == run_id)).first()
     if row is None:
         raise NotFound(f"run {run_id} does not exist")
-    return RunState(finished=RunStatus(row.status).finished, finished_at=row.finished_at)
+    return row
 
 
 @dataclass(frozen=True)
 class Holding:
     """What the worker protocol checks on every call about a run, read in one query."""
 
-    run_id: int
     source: str
     worker_token_id: int | None
     status: str
@@ -144,15 +149,16 @@ class Holding:
 
 def holding(session: Session, run_id: int) -> Holding:
     """The run's owner, status, attempt and cancel request; NotFound if it does not exist."""
-    row = session.execute(
-        select(
-            Run.source, Run.worker_token_id, Run.status, Run.attempt, Run.cancel_requested_at
-        ).where(Run.id == run_id)
-    ).first()
-    if row is None:
-        raise NotFound(f"run {run_id} does not exist")
-    source, token_id, status, attempt, cancel_at = row
-    return Holding(run_id, source, token_id, status, attempt, cancel_at is not None)
+    source, token_id, status, attempt, cancel_at = _columns(
+        session,
+        run_id,
+        Run.source,
+        Run.worker_token_id,
+        Run.status,
+        Run.attempt,
+        Run.cancel_requested_at,
+    )
+    return Holding(source, token_id, status, attempt, cancel_at is not None)
 
 
 def edit(

@@ -38,14 +38,14 @@ def test_runs_start_in_a_standby_trainer(live_stack: LiveStack) -> None:
         assert f"run={first['id']} " not in log, "each run's log holds its own lines only"
 
 
+_EPOCH_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
 def _epoch_history(client: httpx.Client, run_id: int) -> dict[str, list[float]]:
     series = client.get(
         f"/api/v1/runs/{run_id}/metrics", params={"keys": ",".join(_EPOCH_KEYS)}
     ).json()["series"]
     return {key: series[key]["values"] for key in _EPOCH_KEYS}
-
-
-_EPOCH_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
 def test_a_run_trains_in_a_standby_trainer_exactly_as_in_a_fresh_process(
