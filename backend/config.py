@@ -113,8 +113,9 @@ class Settings(BaseSettings):
         default=5,
         ge=0,
         le=19,
-        description="How much lower the CPU priority of training processes is than the "
-        "worker's (os.nice), so the API and the worker stay responsive on a busy host.",
+        description="How much lower the CPU priority of training is than the worker's "
+        "(os.nice), so the API and the worker stay responsive on a busy host; on Linux the "
+        "training process' metric flusher keeps the worker's priority.",
     )
     heartbeat_interval_s: float = Field(
         default=2.0, gt=0, description="How often a worker marks its running run as alive."

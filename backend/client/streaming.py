@@ -232,6 +232,11 @@ class MetricFlusher:
         return self
 
     @property
+    def thread_id(self) -> int | None:
+        """The flusher thread's id in the operating system, once started."""
+        return self._thread.native_id
+
+    @property
     def backlog(self) -> int:
         """Queue entries not yet written (plus one for a batch being retried)."""
         return len(self.queue) + (self._pending is not None)

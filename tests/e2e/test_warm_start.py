@@ -31,11 +31,21 @@ def test_runs_start_in_a_standby_trainer(live_stack: LiveStack) -> None:
         assert wait_status(client, second["id"], {"succeeded", "failed"})["status"] == "succeeded"
         facts = _started(live_stack, second["id"])
         assert facts["warm"] is True, facts
+        _assert_trains_low_streams_normal_heap_settled(facts)
         log = client.get(
             f"/api/v1/runs/{second['id']}/log", params={"offset": 0, "limit": 1_000_000}
         ).json()["text"]
         assert f"run={second['id']} event=fit_start" in log
         assert f"run={first['id']} " not in log, "each run's log holds its own lines only"
+
+
+def _assert_trains_low_streams_normal_heap_settled(facts: dict[str, object]) -> None:
+    """The training thread at the worker's priority + FITBOARD_TRAINER_NICE (5), the metric
+    flusher at the worker's own (Linux keeps a nice value per thread: worker.trainer.priority),
+    and TensorFlow's start-up objects out of the garbage collector's walks (backend.heap)."""
+    worker_nice = os.getpriority(os.PRIO_PROCESS, 0)  # the stack's worker runs at ours
+    assert facts["nice"] == {"training": worker_nice + 5, "streaming": worker_nice}, facts
+    assert isinstance(facts["heap_frozen"], int) and facts["heap_frozen"] > 100_000, facts
 
 
 _EPOCH_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -78,7 +88,9 @@ def test_a_run_trains_in_a_standby_trainer_exactly_as_in_a_fresh_process(
         warm = submit(client, "standby trainer", {"fit": fit})
         done = wait_status(client, warm["id"], {"succeeded", "failed"})
         assert done["status"] == "succeeded", done
-        assert _started(live_stack, fresh["id"])["warm"] is False
+        fresh_facts = _started(live_stack, fresh["id"])
+        assert fresh_facts["warm"] is False, fresh_facts
+        _assert_trains_low_streams_normal_heap_settled(fresh_facts)
         assert _started(live_stack, warm["id"])["warm"] is True
         fresh_history = _epoch_history(client, fresh["id"])
         assert all(len(v) == fit["epochs"] for v in fresh_history.values()), fresh_history

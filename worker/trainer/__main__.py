@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     lifeline.bind_to_supervisor()  # first: no training without a live worker watching
     nice = get_settings().trainer_nice
     if nice and os.environ.get(lifeline.SUPERVISOR_ENV):
-        os.nice(nice)  # the API and the worker stay responsive while this trains
+        from worker.trainer import priority
+
+        priority.lower(nice)  # the API and the worker stay responsive while this trains
     if args.standby:
         return _standby()
     if args.run_id is None:
@@ -65,8 +67,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         os.environ[lifeline.ATTEMPT_ENV] = str(run_port.attempt)
 
+    from backend import heap
     from worker.trainer.train import run
 
+    heap.settle()  # TensorFlow's objects leave the collector's view: no 100-200 ms pauses in fit
     return run(args.run_id)
 
 
@@ -76,7 +80,10 @@ def _standby() -> int:
 
     import keras  # noqa: F401  (the seconds a cold start spends before anything else)
 
+    from backend import heap
     from worker.trainer import train
+
+    heap.settle()  # TensorFlow's objects leave the collector's view (and this costs no run)
 
     line = sys.stdin.readline()
     if not line.strip():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import os
@@ -25,6 +26,7 @@ from worker.trainer import (
     datasets,
     epoch_evaluation,
     phases,
+    priority,
     pruning,
     runtime,
     samples,
@@ -84,9 +86,10 @@ def _train(
 ) -> tuple[RunStatus, str | None]:
     settings = get_settings()
     run_id = run_port.run_id
-    # the stages of a starting run go out as they happen (the flusher writes from now on)
-    flusher.start()
-    _stage(flusher, "process_started", **_process_facts())
+    # the stages of a starting run go out as they happen (the flusher writes from now on), at
+    # the worker's CPU priority: a batch leaves as soon as it is queued, however busy the cores
+    priority.at_normal(flusher.start)
+    _stage(flusher, "process_started", **_process_facts(flusher))
     # first: it declares the devices, which must come before TensorFlow's first op
     recipes = Recipes(run_id=run_id, spec=spec, flusher=flusher)
     if spec.fit.seed is not None:
@@ -235,9 +238,11 @@ def _stage(flusher: MetricFlusher, stage: str, **facts: Any) -> None:
     )
 
 
-def _process_facts() -> dict[str, Any]:
+def _process_facts(flusher: MetricFlusher) -> dict[str, Any]:
     """How long this process took to get here (mostly importing TensorFlow and Keras; ~0 for a
-    standby trainer that had imported them before its run came)."""
+    standby trainer that had imported them before its run came), the CPU priority (nice) of
+    its training and of its metric flusher, and how many start-up objects its garbage
+    collector leaves alone (backend.heap)."""
     warm_since = os.environ.get("FITBOARD_WARM_SINCE")
     if warm_since:
         since_start: float | None = time.time() - float(warm_since)
@@ -252,7 +257,17 @@ def _process_facts() -> dict[str, Any]:
         "startup_s": round(since_start, 2) if since_start is not None else None,
         "warm": bool(warm_since),
         "backend": keras.backend.backend(),
+        "nice": {"training": _nice(None), "streaming": _nice(flusher.thread_id)},
+        "heap_frozen": gc.get_freeze_count(),
     }
+
+
+def _nice(thread_id: int | None) -> int | None:
+    """A thread's nice value (Linux keeps one per thread); this thread's when None."""
+    try:
+        return os.getpriority(os.PRIO_PROCESS, thread_id or 0)
+    except OSError:
+        return None
 
 
 def _save_model(run_port: port.RunPort, model: keras.Model, flusher: MetricFlusher) -> None:
