@@ -8,6 +8,7 @@ import math
 import os
 import socket
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -257,15 +258,20 @@ def _process_facts(flusher: MetricFlusher) -> dict[str, Any]:
         "startup_s": round(since_start, 2) if since_start is not None else None,
         "warm": bool(warm_since),
         "backend": keras.backend.backend(),
-        "nice": {"training": _nice(None), "streaming": _nice(flusher.thread_id)},
+        "nice": {
+            "training": _nice(threading.get_native_id()),
+            "streaming": _nice(flusher.thread_id),
+        },
         "heap_frozen": gc.get_freeze_count(),
     }
 
 
 def _nice(thread_id: int | None) -> int | None:
-    """A thread's nice value (Linux keeps one per thread); this thread's when None."""
+    """A thread's nice value (Linux keeps one per thread); None for a thread not started."""
+    if thread_id is None:
+        return None
     try:
-        return os.getpriority(os.PRIO_PROCESS, thread_id or 0)
+        return os.getpriority(os.PRIO_PROCESS, thread_id)
     except OSError:
         return None
 
