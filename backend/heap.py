@@ -19,12 +19,11 @@ import time
 log = logging.getLogger(__name__)
 
 
-def settle(*, collect: bool = True) -> None:
-    """Leave everything alive now out of later collections (after one collection of the
-    garbage start-up left, unless ``collect`` is False: then that garbage stays for good)."""
+def settle() -> None:
+    """One collection of the garbage start-up left, then everything alive now out of later
+    collections."""
     started = time.perf_counter()
-    if collect:
-        gc.collect()
+    gc.collect()
     gc.freeze()
     log.info(
         "event=heap_settled frozen_objects=%d seconds=%.2f",

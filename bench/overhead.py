@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # imported in functions: TensorFlow loads only once its log l
     from overhead_variants import Variant, Workload
 
 REPO = Path(__file__).resolve().parents[1]
-TARGET_RATIO = 1.02  # issue 13: <= 1.02x plain fit (it was 1.05)
+TARGET_RATIO = 1.02  # issue 13: <= 1.02x plain fit
 QUICK = {"train_limit": 6400, "epochs": 1, "repeats": 3}
 DEFAULTS = {"train_limit": None, "epochs": 2, "repeats": 3}
 

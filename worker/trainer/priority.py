@@ -11,48 +11,40 @@ simply runs at the lower priority.
 
 from __future__ import annotations
 
-import logging
 import os
-import queue
-import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-log = logging.getLogger(__name__)
-
-_Job = tuple[Callable[[], Any], "queue.Queue[BaseException | None]"]
-_jobs: queue.Queue[_Job] | None = None
+# one thread started before lower(): what it starts keeps the priority the process had
+_starter: ThreadPoolExecutor | None = None
 
 
 def lower(nice: int) -> None:
     """Lower this thread's CPU priority by ``nice``, keeping a starter at the current one."""
-    global _jobs
-    if _jobs is None:
-        _jobs = queue.Queue()
-        threading.Thread(target=_serve, args=(_jobs,), name="normal-priority", daemon=True).start()
+    global _starter
+    if _starter is None:
+        _starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="normal-priority")
+        _starter.submit(lambda: None).result()  # its thread exists now, at this priority
     os.nice(nice)
-    log.debug("event=priority_lowered nice=%d", os.getpriority(os.PRIO_PROCESS, 0))
 
 
 def at_normal(call: Callable[[], Any]) -> None:
-    """Run ``call`` (e.g. a thread's start) on the starter: threads it starts keep the
-    priority this process had before :func:`lower`. Directly when nothing was lowered."""
-    if _jobs is None:
+    """Run ``call`` (e.g. a thread's start) on the starter, raising what it raises: threads it
+    starts keep the priority this process had before :func:`lower`. Directly when nothing
+    was lowered."""
+    if _starter is None:
         call()
-        return
-    done: queue.Queue[BaseException | None] = queue.Queue(maxsize=1)
-    _jobs.put((call, done))
-    failure = done.get()
-    if failure is not None:
-        raise failure
+    else:
+        _starter.submit(call).result()
 
 
-def _serve(jobs: queue.Queue[_Job]) -> None:
-    while True:
-        call, done = jobs.get()
-        try:
-            call()
-        except BaseException as exc:  # handed back to the caller, who raises it
-            done.put(exc)
-        else:
-            done.put(None)
+def nice_of(thread_id: int | None) -> int | None:
+    """A thread's nice value by its id in the operating system; None for a thread not
+    started (or where it cannot be read)."""
+    if thread_id is None:
+        return None
+    try:
+        return os.getpriority(os.PRIO_PROCESS, thread_id)
+    except OSError:
+        return None

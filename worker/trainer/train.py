@@ -259,21 +259,11 @@ def _process_facts(flusher: MetricFlusher) -> dict[str, Any]:
         "warm": bool(warm_since),
         "backend": keras.backend.backend(),
         "nice": {
-            "training": _nice(threading.get_native_id()),
-            "streaming": _nice(flusher.thread_id),
+            "training": priority.nice_of(threading.get_native_id()),
+            "streaming": priority.nice_of(flusher.thread_id),
         },
         "heap_frozen": gc.get_freeze_count(),
     }
-
-
-def _nice(thread_id: int | None) -> int | None:
-    """A thread's nice value (Linux keeps one per thread); None for a thread not started."""
-    if thread_id is None:
-        return None
-    try:
-        return os.getpriority(os.PRIO_PROCESS, thread_id)
-    except OSError:
-        return None
 
 
 def _save_model(run_port: port.RunPort, model: keras.Model, flusher: MetricFlusher) -> None:
