@@ -294,8 +294,9 @@ class Fitboard:
     def events(
         self, run_id: int, *, after: int | None = None, timeout: float | None = None
     ) -> Iterator[Event]:
-        """The run's events from the SSE stream, resuming after a dropped connection, until
-        the server's `end` (the run finished)."""
+        """The run's events from the SSE stream, resuming after a dropped connection (or the
+        server's `reconnect`, sent to a reader that fell far behind), until the server's `end`
+        (the run finished)."""
         last = after
         deadline = None if timeout is None else time.monotonic() + timeout
         failures = 0
@@ -314,6 +315,8 @@ class Fitboard:
                     for event in _parse_sse(response.iter_lines()):
                         failures = 0
                         last = event.id
+                        if event.kind == "reconnect":  # fell behind: resume on a new stream
+                            break
                         yield event
                         if event.kind == "end":
                             return

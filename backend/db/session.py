@@ -18,6 +18,7 @@ from backend.config import get_settings
 SCHEMA_MODULE = "backend.schema"  # imports every table (Base.metadata complete)
 
 _engines: dict[tuple[int, str], Engine] = {}
+_factories: dict[tuple[int, str], sessionmaker[Session]] = {}
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -72,12 +73,18 @@ def get_engine(url: str | None = None) -> Engine:
 
 
 def session_factory(url: str | None = None) -> sessionmaker[Session]:
-    # every table is mapped before the first flush, whichever domains this process imported:
-    # foreign keys (runs.launched_by_id -> users, runs.sweep_id -> sweeps) resolve by name.
-    # Loaded by name: the database layer sits below every domain and must not import them.
-    importlib.import_module(SCHEMA_MODULE)
-
-    return sessionmaker(bind=get_engine(url), expire_on_commit=False)
+    """This process' session factory for the engine (one per process and URL, as the engine:
+    a sessionmaker defines a Session subclass, which is no per-request work)."""
+    url = url or get_settings().sqlalchemy_url
+    key = (os.getpid(), url)
+    factory = _factories.get(key)
+    if factory is None or factory.kw["bind"] is not get_engine(url):
+        # every table is mapped before the first flush, whichever domains this process
+        # imported: foreign keys (runs.launched_by_id -> users, runs.sweep_id -> sweeps)
+        # resolve by name. Loaded by name: the database layer sits below every domain.
+        importlib.import_module(SCHEMA_MODULE)
+        factory = _factories[key] = sessionmaker(bind=get_engine(url), expire_on_commit=False)
+    return factory
 
 
 @contextmanager

@@ -41,6 +41,10 @@ FALLBACK_POLL_S = 1.0
 # with Redis, SQL is still checked this often in case a notification was lost
 SAFETY_POLL_S = 5.0
 REDIS_RETRY_S = 5.0
+# a viewer with nothing to read sends a keep-alive comment after this long
+KEEPALIVE_S = 15.0
+# a waiting viewer is woken at least this often (the pump also wakes them on each poll)
+BEAT_S = 5.0
 
 
 @dataclass
@@ -75,23 +79,47 @@ class Feed:
     last_id: int = 0
     floor: int = 0  # the buffer holds every event after this id
     finished: bool = False
+    failed: bool = False  # the pump stopped on an error: its viewers read SQL themselves
     viewers: int = 0
+    version: int = 0  # one more on every change (new events, finished, failed, a beat)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
-    _tick: asyncio.Future[None] | None = None
+    _waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    _beat: asyncio.TimerHandle | None = None
+    _text: tuple[int, int, bytes] | None = None  # (after id, last id, the SSE text between)
 
-    @property
-    def tick(self) -> asyncio.Future[None]:
-        """Done once the feed changes (new events, finished, or failed): one future shared by
-        every viewer, so a change wakes them all at the cost of a callback each (no lock, no
-        task per wait). Await it shielded: a viewer's timeout must not cancel it for others."""
-        if self._tick is None or self._tick.done():
-            self._tick = asyncio.get_running_loop().create_future()
-        return self._tick
+    async def changed(self, version: int) -> None:
+        """Return once the feed has changed since ``version`` (at once if it already has), or
+        after at most BEAT_S (a viewer's keep-alive clock runs meanwhile).
+
+        A waiting viewer costs one future, resolved by the change: no task, timer or shield
+        of its own, so a batch's wake-up of 1,000 viewers stays cheap and leaves nothing behind
+        for the garbage collector (backend.heap). A cancelled viewer cancels only its own."""
+        if self.version != version:
+            return
+        loop = asyncio.get_running_loop()
+        if self._beat is None:
+            self._beat = loop.call_later(BEAT_S, self._on_beat)
+        waiter = loop.create_future()
+        self._waiters.append(waiter)
+        await waiter
+
+    def close(self) -> None:
+        """The last viewer left: no more keep-alive beats."""
+        if self._beat is not None:
+            self._beat.cancel()
+            self._beat = None
+
+    def _on_beat(self) -> None:
+        self._beat = None
+        self._changed()
 
     def _changed(self) -> None:
-        if self._tick is not None and not self._tick.done():
-            self._tick.set_result(None)
+        self.version += 1
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def since(self, after_id: int) -> list[tuple[int, str]] | None:
         """Buffered events after ``after_id``; None when the buffer no longer covers it.
@@ -105,6 +133,22 @@ class Feed:
             newer.append(line)
         newer.reverse()
         return newer
+
+    def text_after(self, after_id: int) -> tuple[int, bytes] | None:
+        """(last id, SSE bytes) of the buffered events after ``after_id``; None when the buffer
+        no longer covers it. Viewers that keep up all ask for the same id after a batch: the
+        text is made once and shared."""
+        cached = self._text
+        if cached is not None and cached[0] == after_id and cached[1] == self.last_id:
+            return cached[1], cached[2]
+        newer = self.since(after_id)
+        if newer is None:
+            return None
+        if not newer:
+            return after_id, b""
+        text = "".join(line for _, line in newer).encode()
+        self._text = (after_id, newer[-1][0], text)
+        return newer[-1][0], text
 
     def _append(self, lines: list[tuple[int, str]]) -> None:
         for line in lines:
@@ -148,6 +192,7 @@ class Feed:
             raise
         except Exception:  # a database hiccup: viewers fall back to reading SQL themselves
             log.exception("run %s: live feed failed; its viewers read SQL", self.run_id)
+            self.failed = True
             self.floor = self.last_id = 2**63 - 1  # nothing buffered covers anyone now
             self._changed()
 
@@ -183,6 +228,7 @@ class Hub:
             if feed.viewers > 0 or self.feeds.get(feed.run_id) is not feed:
                 return
             del self.feeds[feed.run_id]
+            feed.close()
             if feed.task is not None:
                 feed.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -2,13 +2,19 @@
 
 Viewers are served by this process' feed of the run (backend.events.fanout): one SQL read per
 new batch of events and one Redis subscription for every viewer; a viewer reads SQL itself only
-to catch up to the feed. Resumable by event id (Last-Event-ID).
+to catch up to the feed (a Last-Event-ID older than what the feed holds). Resumable by event id
+(Last-Event-ID).
+
+A viewer that stops reading holds up nobody (the feed never waits for a viewer) and holds no
+more than its connection's send buffer. One that falls so far behind that the feed no longer
+holds what it has not read is told to reconnect (``event: reconnect``, then the stream ends):
+browsers' EventSource and the Python client come back at once with Last-Event-ID and catch up
+from SQL, on a fresh connection.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 
@@ -16,47 +22,64 @@ from starlette.concurrency import run_in_threadpool
 
 from backend.events import fanout
 
-KEEPALIVE_S = 15.0
+KEEPALIVE_S = fanout.KEEPALIVE_S
+KEEPALIVE = b": keep-alive\n\n"
+# how soon a viewer told to reconnect comes back (the SSE retry field, in ms)
+RECONNECT_RETRY_MS = 250
 
 
-async def event_stream(run_id: int, after_id: int) -> AsyncIterator[str]:
-    """Every event after after_id exactly once, in id order; ends once the run has finished."""
+async def event_stream(run_id: int, after_id: int) -> AsyncIterator[bytes]:
+    """Every event after after_id exactly once, in id order, as SSE bytes; ends once the run
+    has finished."""
     hub = fanout.hub()
     feed = await hub.acquire(run_id)
     sent = after_id
+    live = False  # served from the feed's buffer at least once
     last_write = time.monotonic()
     try:
-        yield "retry: 2000\n\n"
+        yield b"retry: 2000\n\n"
         while True:
-            tick = feed.tick  # taken before looking: a change after it is not missed
-            buffered = feed.since(sent)
+            version = feed.version  # taken before looking: a change after it is not missed
+            buffered = feed.text_after(sent)
+            if buffered is None and live and not feed.failed:
+                yield (
+                    f"retry: {RECONNECT_RETRY_MS}\nid: {sent}\nevent: reconnect\n"
+                    f'data: {{"reason": "behind", "after": {sent}}}\n\n'
+                ).encode()
+                return
             if buffered is None:  # older than what the feed holds: catch up from SQL
                 chunk = await run_in_threadpool(fanout.read, run_id, sent)
                 if chunk.lines:
                     sent = chunk.last_id
                     last_write = time.monotonic()
-                    yield "".join(text for _, text in chunk.lines)
+                    yield "".join(text for _, text in chunk.lines).encode()
                 if chunk.finished and not chunk.full:
-                    yield f"id: {sent}\nevent: end\ndata: {{}}\n\n"
+                    yield _end(sent)
                     return
                 if chunk.lines:
                     continue
                 await asyncio.sleep(fanout.FALLBACK_POLL_S)  # the feed is down: poll SQL
-            elif buffered:
-                sent = buffered[-1][0]
-                last_write = time.monotonic()
-                yield "".join(text for _, text in buffered)
+                if time.monotonic() - last_write >= KEEPALIVE_S:
+                    last_write = time.monotonic()
+                    yield KEEPALIVE
                 continue
-            elif feed.finished and sent >= feed.last_id:
-                yield f"id: {sent}\nevent: end\ndata: {{}}\n\n"
+            live = True
+            last_id, text = buffered
+            if text:
+                sent = last_id
+                last_write = time.monotonic()
+                yield text
+                continue
+            if feed.finished and sent >= feed.last_id:
+                yield _end(sent)
                 return
             if time.monotonic() - last_write >= KEEPALIVE_S:
                 last_write = time.monotonic()
-                yield ": keep-alive\n\n"
-            if buffered is None:
-                continue
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(KEEPALIVE_S):
-                    await asyncio.shield(tick)
+                yield KEEPALIVE
+            await feed.changed(version)
     finally:
         await hub.release(feed)
+
+
+def _end(last_id: int) -> bytes:
+    return f"id: {last_id}\nevent: end\ndata: {{}}\n\n".encode()

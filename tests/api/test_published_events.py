@@ -16,6 +16,7 @@ from backend.config import get_settings
 from backend.db.session import session_scope
 from backend.events import bus, fanout
 from backend.events import service as events
+from backend.events.stream import event_stream as fanout_stream
 from backend.runs.models import Run
 
 
@@ -106,3 +107,55 @@ def test_the_answer_to_a_batch_says_whether_anyone_watches(api: TestClient) -> N
     body = {"points": [{"key": "loss", "step": 2, "value": 0.5}]}
     assert api.post(f"/api/v1/runs/{run_id}/points", json=body).json()["watched"] is True
     pubsub.close()
+
+
+def test_a_viewer_that_falls_behind_the_feed_is_told_to_reconnect_and_resumes_exactly(
+    on_pg: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fanout, "BUFFER_EVENTS", 4)
+    run_id = _new_run()
+
+    def append(count: int) -> list[int]:
+        for step in range(count):
+            with session_scope() as session:
+                events.append(
+                    session, run_id=run_id, kind="metrics", data={"points": [[0, step, 1.0, 1.0]]}
+                )
+        with session_scope() as session:
+            return [e.id for e in events.after(session, run_id=run_id, after_id=0, limit=100)][
+                -count:
+            ]
+
+    async def until(predicate: object, what: str) -> None:
+        deadline = time.monotonic() + 10
+        while not predicate():  # type: ignore[operator]
+            assert time.monotonic() < deadline, what
+            await asyncio.sleep(0.02)
+
+    async def scenario() -> tuple[int, str, list[int], list[int]]:
+        stream = fanout_stream(run_id, 0)
+        assert (await anext(stream)).startswith(b"retry:")
+        feed = fanout.hub().feeds[run_id]
+        await until(lambda: fanout.hub().redis_ok, "the subscription is up")
+        (first,) = append(1)
+        text = (await asyncio.wait_for(anext(stream), 10)).decode()
+        assert f"id: {first}\n" in text, "served live from the feed"
+        # the viewer stops reading while ten more come: the feed keeps four
+        later = append(10)
+        await until(lambda: feed.last_id == later[-1], "the feed has them all")
+        assert feed.floor > first
+        told = (await asyncio.wait_for(anext(stream), 10)).decode()
+        with pytest.raises(StopAsyncIteration):
+            await anext(stream)
+        # it comes back with Last-Event-ID: the rest, from SQL then the feed, exactly once
+        resumed = fanout_stream(run_id, first)
+        seen: list[int] = []
+        while not seen or seen[-1] != later[-1]:
+            chunk = (await asyncio.wait_for(anext(resumed), 10)).decode()
+            seen += [int(line[4:]) for line in chunk.splitlines() if line.startswith("id: ")]
+        await resumed.aclose()
+        return first, told, later, seen
+
+    first, told, later, seen = asyncio.run(scenario())
+    assert told.splitlines()[:3] == ["retry: 250", f"id: {first}", "event: reconnect"]
+    assert seen == later

@@ -58,7 +58,7 @@ def test_stream_reads_sql_when_redis_is_down(no_redis: None) -> None:
     async def collect() -> list[str]:
         chunks = []
         async for chunk in event_stream(run_id, 0):
-            chunks.append(chunk)
+            chunks.append(chunk.decode())
         return chunks
 
     writer = threading.Thread(target=_train_elsewhere, args=(run_id,))

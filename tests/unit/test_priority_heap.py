@@ -11,6 +11,8 @@ import textwrap
 
 import pytest
 
+from backend import heap
+
 ROOT_DIR = __file__.rsplit("/tests/", 1)[0]
 
 
@@ -88,5 +90,8 @@ def test_settle_leaves_what_lives_now_out_of_collections() -> None:
 
 
 def test_the_server_process_settles_its_heap_once_the_app_is_made() -> None:
-    frozen = int(_child("import gc, backend.main; print(gc.get_freeze_count())"))
-    assert frozen > 100_000  # FastAPI, SQLAlchemy, pydantic and the app itself
+    frozen, thresholds = _child(
+        "import gc, backend.main; print(gc.get_freeze_count(), tuple(gc.get_threshold()))"
+    ).split(" ", 1)
+    assert int(frozen) > 100_000  # FastAPI, SQLAlchemy, pydantic and the app itself
+    assert thresholds == str(heap.SERVER_THRESHOLDS)  # young objects collected less often

@@ -507,6 +507,8 @@ function openStream(afterId) {
     renderProgress();
     if (!ACTIVE_STATUSES.has(data.status)) refreshRun();
   });
+  // fell far behind the live feed: the browser reconnects with Last-Event-ID and catches up
+  on("reconnect", () => setLive("catching up…", "reconnecting"));
   on("evaluation", () => loadEvaluation());
   on("epoch_evaluation", (data) => epochEvaluations.addEpoch(data));
   on("artifact", () => loadArtifacts());
