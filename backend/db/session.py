@@ -73,8 +73,8 @@ def get_engine(url: str | None = None) -> Engine:
 
 
 def session_factory(url: str | None = None) -> sessionmaker[Session]:
-    """This process' session factory for the engine (one per process and URL, as the engine:
-    a sessionmaker defines a Session subclass, which is no per-request work)."""
+    """This process' session factory for the engine, made once per process and URL as the
+    engine is: a sessionmaker defines a Session subclass, too much work for every request."""
     url = url or get_settings().sqlalchemy_url
     key = (os.getpid(), url)
     factory = _factories.get(key)
