@@ -78,7 +78,7 @@ def session_factory(url: str | None = None) -> sessionmaker[Session]:
     url = url or get_settings().sqlalchemy_url
     key = (os.getpid(), url)
     factory = _factories.get(key)
-    if factory is None or factory.kw["bind"] is not get_engine(url):
+    if factory is None:
         # every table is mapped before the first flush, whichever domains this process
         # imported: foreign keys (runs.launched_by_id -> users, runs.sweep_id -> sweeps)
         # resolve by name. Loaded by name: the database layer sits below every domain.

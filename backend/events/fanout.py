@@ -41,8 +41,6 @@ FALLBACK_POLL_S = 1.0
 # with Redis, SQL is still checked this often in case a notification was lost
 SAFETY_POLL_S = 5.0
 REDIS_RETRY_S = 5.0
-# a viewer with nothing to read sends a keep-alive comment after this long
-KEEPALIVE_S = 15.0
 # a waiting viewer is woken at least this often (the pump also wakes them on each poll)
 BEAT_S = 5.0
 

@@ -22,7 +22,8 @@ from starlette.concurrency import run_in_threadpool
 
 from backend.events import fanout
 
-KEEPALIVE_S = fanout.KEEPALIVE_S
+# a viewer with nothing to read gets a keep-alive comment after this long
+KEEPALIVE_S = 15.0
 KEEPALIVE = b": keep-alive\n\n"
 # how soon a viewer told to reconnect comes back (the SSE retry field, in ms)
 RECONNECT_RETRY_MS = 250
@@ -41,14 +42,14 @@ async def event_stream(run_id: int, after_id: int) -> AsyncIterator[bytes]:
         while True:
             version = feed.version  # taken before looking: a change after it is not missed
             buffered = feed.text_after(sent)
-            if buffered is None and live and not feed.failed:
-                yield (
-                    f"retry: {RECONNECT_RETRY_MS}\nid: {sent}\nevent: reconnect\n"
-                    f'data: {{"reason": "behind", "after": {sent}}}\n\n'
-                ).encode()
-                return
-            if buffered is None:  # older than what the feed holds: catch up from SQL
-                chunk = await run_in_threadpool(fanout.read, run_id, sent)
+            if buffered is None:  # older than what the feed holds
+                if live and not feed.failed:  # fell behind the feed
+                    yield (
+                        f"retry: {RECONNECT_RETRY_MS}\nid: {sent}\nevent: reconnect\n"
+                        f'data: {{"reason": "behind", "after": {sent}}}\n\n'
+                    ).encode()
+                    return
+                chunk = await run_in_threadpool(fanout.read, run_id, sent)  # catch up
                 if chunk.lines:
                     sent = chunk.last_id
                     last_write = time.monotonic()
@@ -58,25 +59,24 @@ async def event_stream(run_id: int, after_id: int) -> AsyncIterator[bytes]:
                     return
                 if chunk.lines:
                     continue
-                await asyncio.sleep(fanout.FALLBACK_POLL_S)  # the feed is down: poll SQL
-                if time.monotonic() - last_write >= KEEPALIVE_S:
+            else:
+                live = True
+                last_id, text = buffered
+                if text:
+                    sent = last_id
                     last_write = time.monotonic()
-                    yield KEEPALIVE
-                continue
-            live = True
-            last_id, text = buffered
-            if text:
-                sent = last_id
-                last_write = time.monotonic()
-                yield text
-                continue
-            if feed.finished and sent >= feed.last_id:
-                yield _end(sent)
-                return
+                    yield text
+                    continue
+                if feed.finished and sent >= feed.last_id:
+                    yield _end(sent)
+                    return
             if time.monotonic() - last_write >= KEEPALIVE_S:
                 last_write = time.monotonic()
                 yield KEEPALIVE
-            await feed.changed(version)
+            if buffered is None:
+                await asyncio.sleep(fanout.FALLBACK_POLL_S)  # the feed is down: poll SQL
+            else:
+                await feed.changed(version)
     finally:
         await hub.release(feed)
 
