@@ -298,6 +298,19 @@ def test_imdb_shows_its_text_options(page: Page, base_url: str) -> None:
     page.locator("#preset-select").select_option("imdb-lstm")
     expect(page.locator('input[name="spec.dataset.maxlen"]')).to_be_visible()
     expect(page.locator("#run-name")).to_have_value("imdb-lstm")
+    # a section unfolded in the same moment as the preset changes stays unfolded too (a details
+    # element reports its toggle a task later, after the form was redrawn)
+    page.evaluate(
+        """() => {
+            document.querySelector('details.sf-section[data-section="fit"] > summary').click();
+            const select = document.querySelector("#preset-select");
+            select.value = "mnist-mlp";
+            select.dispatchEvent(new Event("change"));
+        }"""
+    )
+    expect(page.locator("#run-name")).to_have_value("mnist-mlp")
+    expect(section(page, "fit")).to_have_attribute("open", "")
+    expect(section(page, "dataset")).to_have_attribute("open", "")
     page.goto(f"{base_url}/new?preset=imdb-lstm")
     expect(page.locator('input[name="spec.dataset.maxlen"]')).to_be_attached()
     expect(page.locator('input[name="spec.dataset.maxlen"]')).to_be_hidden()  # folded

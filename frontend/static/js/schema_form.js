@@ -308,6 +308,12 @@ export class SchemaForm {
     const active = document.activeElement;
     const focusKey = active && this.root.contains(active) ? active.dataset.focus : null;
     const scrollY = window.scrollY;
+    // what is unfolded on screen now: a details element's "toggle" event comes a task after the
+    // click, so a redraw in between (a preset chosen at once) must not wait for it
+    for (const shown of this.root.querySelectorAll("details.sf-section[data-section]")) {
+      if (shown.open) this.opened.add(shown.dataset.section);
+      else this.opened.delete(shown.dataset.section);
+    }
     this.datalists = new Map();
     const form = this.renderRoot();
     this.root.replaceChildren(form, ...[...this.datalists.values()].map(({ node }) => node));
@@ -408,18 +414,12 @@ export class SchemaForm {
   }
 
   sectionShell(key, title, body) {
-    const details = el(
+    return el(
       "details",
       { className: "sf-section", dataset: { section: key }, open: this.opened.has(key) },
       el("summary", {}, el("span", { className: "sf-section-title", text: title })),
       el("div", { className: "sf-section-body" }, body),
     );
-    details.addEventListener("toggle", () => {
-      if (!details.isConnected) return; // a redraw replaced it
-      if (details.open) this.opened.add(key);
-      else this.opened.delete(key);
-    });
-    return details;
   }
 
   section(prop, value) {
