@@ -111,7 +111,7 @@ export class SchemaForm {
     this.newItems = newItems;
     this.value = {};
     this.errors = new Map(); // "spec.fit.epochs" -> [messages]
-    this.opened = new Set(); // sections unfolded (by the user, or to show an error)
+    this.opened = new Set(); // sections unfolded (by the user, or to show an error), as last drawn
     this.disabled = false;
     this.common = common.map((path) => path.split(".")); // shown first, out of their sections
     this.commonKeys = new Set(common);
@@ -174,10 +174,7 @@ export class SchemaForm {
   openAround(node) {
     let at = node && node.parentElement;
     while (at && at !== this.root) {
-      if (at.tagName === "DETAILS") {
-        at.open = true;
-        if (at.dataset.section) this.opened.add(at.dataset.section);
-      }
+      if (at.tagName === "DETAILS") at.open = true; // the next redraw reads it from the page
       at = at.parentElement;
     }
   }
